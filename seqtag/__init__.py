@@ -1,0 +1,24 @@
+"""seqtag: BiLSTM-CNN-CRF sequence taggers and the LSTM models around them."""
+
+from seqtag.errors import ArchiveError, DataError, RecipeError, SeqtagError
+from seqtag.predictor import SequenceTagger, TaggedSentence, load
+from seqtag.version import __version__
+
+__all__ = [
+    "ArchiveError",
+    "DataError",
+    "RecipeError",
+    "SeqtagError",
+    "SequenceTagger",
+    "TaggedSentence",
+    "__version__",
+    "load",
+    "train",
+]
+
+
+def train(recipe: str, overrides: list[str] | None = None, output: str | None = None):  # type: ignore[no-untyped-def]
+    """Train from a recipe file (as ``seqtag train``); returns the :class:`~seqtag.training.trainer.TrainResult`."""
+    from seqtag.training.run import run_recipe
+
+    return run_recipe(recipe, overrides or [], output)

@@ -1,0 +1,160 @@
+"""Model files: one zip holding JSON and safetensors, never pickle.
+
+Layout of ``model.seqtag``::
+
+    meta.json            format name and version, seqtag version, task, weights checksum
+    recipe.json          the fully resolved recipe
+    vocab.json           vocabularies and whatever else the task needs to rebuild itself
+    weights.safetensors  the model's tensors
+    metrics.json         training history and final scores
+
+Loading parses JSON and safetensors only, so opening a file runs no code
+from it. Files are written to a temporary name and renamed, so a crash
+never leaves a half-written model behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+
+from seqtag.errors import ArchiveError, SeqtagError
+from seqtag.recipe import recipe_from_dict
+from seqtag.tasks.base import TASKS, Task
+from seqtag.version import __version__
+
+FORMAT = "seqtag-model"
+FORMAT_VERSION = 1
+MEMBERS = ("meta.json", "recipe.json", "vocab.json", "weights.safetensors", "metrics.json")
+# Float tensors stored in half precision (big, frozen tables) are listed in meta.json.
+HALF_PRECISION_SUFFIXES = ("words.frozen",)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def save_model(task: Task, path: str | Path, metrics: dict[str, Any] | None = None) -> Path:
+    """Write ``task`` (recipe, vocabularies, weights) and ``metrics`` to one model file."""
+    state = {name: tensor.detach().cpu().contiguous() for name, tensor in task.model.state_dict().items()}
+    halved = [name for name in state if name.endswith(HALF_PRECISION_SUFFIXES) and state[name].is_floating_point()]
+    for name in halved:
+        state[name] = state[name].half()
+    weights = save_safetensors(state)
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "seqtag_version": __version__,
+        "task": task.name,
+        "weights_sha256": hashlib.sha256(weights).hexdigest(),
+        "half_precision": halved,
+    }
+    recipe = task.recipe.model_dump(mode="json")
+    files = {
+        "meta.json": json.dumps(meta, indent=2),
+        "recipe.json": json.dumps(recipe, indent=2),
+        "vocab.json": json.dumps(task.vocab_state(), ensure_ascii=False),
+        "metrics.json": json.dumps(metrics or {}, indent=2),
+    }
+    import io
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+        archive.writestr(zipfile.ZipInfo("weights.safetensors"), weights, compress_type=zipfile.ZIP_STORED)
+    atomic_write_bytes(path, buffer.getvalue())
+    return Path(path)
+
+
+def read_archive(path: str | Path) -> dict[str, Any]:
+    """Open and verify a model file; returns its parsed members.
+
+    Raises :class:`ArchiveError` with one clear message for a missing,
+    truncated, corrupted, wrong-format or too-new file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ArchiveError(f"{path}: no such model file")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            missing = [m for m in MEMBERS if m not in names]
+            if missing:
+                raise ArchiveError(f"{path}: not a seqtag model file (missing {', '.join(missing)})")
+            meta = _json(archive, "meta.json", path)
+            if meta.get("format") != FORMAT:
+                raise ArchiveError(f"{path}: not a seqtag model file (format {meta.get('format')!r})")
+            version = meta.get("format_version")
+            if not isinstance(version, int) or version > FORMAT_VERSION:
+                raise ArchiveError(
+                    f"{path}: written by seqtag {meta.get('seqtag_version')} in model format {version}; "
+                    f"this seqtag ({__version__}) reads format {FORMAT_VERSION} and older: upgrade seqtag"
+                )
+            weights = archive.read("weights.safetensors")
+            members = {name: _json(archive, name, path) for name in ("recipe.json", "vocab.json", "metrics.json")}
+    except zipfile.BadZipFile as error:
+        raise ArchiveError(f"{path}: not a seqtag model file or truncated ({error})") from None
+    except (zipfile.LargeZipFile, OSError, EOFError) as error:
+        raise ArchiveError(f"{path}: cannot read model file ({error})") from None
+    if hashlib.sha256(weights).hexdigest() != meta.get("weights_sha256"):
+        raise ArchiveError(f"{path}: the weights are corrupted (checksum mismatch)")
+    try:
+        tensors = load_safetensors(weights)
+    except Exception as error:  # safetensors raises its own error types
+        raise ArchiveError(f"{path}: the weights cannot be read ({error})") from None
+    for name in meta.get("half_precision", []):
+        if name in tensors:
+            tensors[name] = tensors[name].float()
+    return {"meta": meta, "recipe": members["recipe.json"], "vocab": members["vocab.json"],
+            "metrics": members["metrics.json"], "tensors": tensors}
+
+
+def _json(archive: zipfile.ZipFile, name: str, path: Path) -> Any:
+    try:
+        return json.loads(archive.read(name).decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ArchiveError(f"{path}: {name} is corrupted ({error})") from None
+
+
+def load_task(path: str | Path) -> tuple[Task, dict[str, Any]]:
+    """Rebuild the trained task stored in a model file; returns it and the file's metrics."""
+    import seqtag.tasks  # noqa: F401  (registers the built-in tasks)
+
+    content = read_archive(path)
+    task_name = content["meta"].get("task")
+    cls = TASKS.get(task_name)
+    if cls is None:
+        raise ArchiveError(f"{path}: unknown task {task_name!r}; known: {', '.join(TASKS)}")
+    try:
+        recipe = recipe_from_dict(content["recipe"])
+        task = cls.from_state(recipe, content["vocab"], content["tensors"])
+    except SeqtagError as error:
+        raise ArchiveError(f"{path}: {error}") from None
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise ArchiveError(f"{path}: inconsistent model file ({type(error).__name__}: {error})") from None
+    return task, content["metrics"]

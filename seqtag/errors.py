@@ -1,0 +1,35 @@
+"""Errors raised by seqtag.
+
+Every error a user can cause (bad data, bad recipe, bad model file) is a
+:class:`SeqtagError` subclass whose message says what is wrong and where, so
+that nothing surfaces as an ``IndexError`` from deep inside torch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class SeqtagError(Exception):
+    """Base class of all errors that seqtag raises on purpose."""
+
+
+class DataError(SeqtagError):
+    """Malformed input data; names the file and line when there is one."""
+
+    def __init__(self, message: str, path: str | Path | None = None, line: int | None = None) -> None:
+        self.path = None if path is None else str(path)
+        self.line = line
+        where = ""
+        if self.path is not None:
+            where = f"{self.path}:{line}: " if line is not None else f"{self.path}: "
+        super().__init__(where + message)
+        self.message = message
+
+
+class RecipeError(SeqtagError):
+    """An invalid recipe: unknown keys, wrong types, missing files."""
+
+
+class ArchiveError(SeqtagError):
+    """A model file that cannot be loaded: wrong format, corrupted, too new."""

@@ -1,0 +1,67 @@
+"""Metrics: entity-level P/R/F1 with seqeval, token accuracy, macro-F1."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from seqtag.data.schemes import convert_tags
+
+
+def span_metrics(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]], scheme: str) -> dict[str, Any]:
+    """Entity precision/recall/F1 (micro and per type) with seqeval in strict mode.
+
+    Both sides are first re-encoded in IOB2 from their spans in ``scheme``,
+    so that strict mode counts exactly the spans the tags encode (as
+    conlleval does for well-formed input). Figures are percentages.
+    """
+    from seqeval.metrics import classification_report
+    from seqeval.scheme import IOB2
+
+    gold2 = [convert_tags(tags, scheme, "iob2") for tags in gold]
+    pred2 = [convert_tags(tags, scheme, "iob2") for tags in predicted]
+    report = classification_report(gold2, pred2, mode="strict", scheme=IOB2, output_dict=True, zero_division=0)
+    per_type = {
+        label: {
+            "precision": 100 * values["precision"],
+            "recall": 100 * values["recall"],
+            "f1": 100 * values["f1-score"],
+            "support": int(values["support"]),
+        }
+        for label, values in report.items()
+        if not label.endswith(" avg")
+    }
+    micro = report.get("micro avg", {"precision": 0.0, "recall": 0.0, "f1-score": 0.0, "support": 0})
+    return {
+        "precision": 100 * micro["precision"],
+        "recall": 100 * micro["recall"],
+        "f1": 100 * micro["f1-score"],
+        "accuracy": token_accuracy(gold, predicted),
+        "per_type": per_type,
+    }
+
+
+def token_accuracy(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> float:
+    """Share of tokens whose tag is right, in percent."""
+    total = correct = 0
+    for g, p in zip(gold, predicted, strict=True):
+        total += len(g)
+        correct += sum(a == b for a, b in zip(g, p, strict=True))
+    return 100.0 * correct / max(total, 1)
+
+
+def format_report(metrics: dict[str, Any]) -> str:
+    """A conlleval-like table of the metrics returned by :func:`span_metrics`."""
+    if "per_type" not in metrics:
+        return "\n".join(f"{key}: {value:.2f}" if isinstance(value, float) else f"{key}: {value}" for key, value in metrics.items())
+    lines = [f"{'type':<16}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}"]
+    for label, values in sorted(metrics["per_type"].items()):
+        lines.append(
+            f"{label:<16}{values['precision']:>10.2f}{values['recall']:>10.2f}{values['f1']:>10.2f}{values['support']:>10}"
+        )
+    support = sum(v["support"] for v in metrics["per_type"].values())
+    lines.append(
+        f"{'micro avg':<16}{metrics['precision']:>10.2f}{metrics['recall']:>10.2f}{metrics['f1']:>10.2f}{support:>10}"
+    )
+    lines.append(f"token accuracy: {metrics['accuracy']:.2f}")
+    return "\n".join(lines)

@@ -1,0 +1,154 @@
+"""BiLSTM-CNN-CRF sequence tagger (Ma & Hovy 2016; Huang et al. 2015; Lample et al. 2016).
+
+word embedding [+ char CNN/BiLSTM] [+ casing] -> dropout -> stacked BiRNN
+-> dropout -> linear emissions -> CRF (or per-token softmax).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from seqtag.modules.char_encoders import CharCNN, CharLSTM
+from seqtag.modules.crf import CRF, PytorchCRF
+from seqtag.modules.embedders import CASINGS, WordEmbedder
+from seqtag.recipe import TaggerModelConfig
+
+
+@dataclass
+class TaggingBatch:
+    """Padded tensors of a batch of sentences.
+
+    words: ``(B, T)`` word indices (0 = padding).
+    chars: ``(U, L)`` character indices of the ``U`` distinct word forms.
+    forms: ``(B, T)`` index of each token's form into ``chars``' rows.
+    casing: ``(B, T)`` casing class of each token.
+    mask: ``(B, T)`` bool, True on real tokens.
+    tags: ``(B, T)`` gold tag indices (0 on padding), or None.
+    lengths: ``(B,)`` sentence lengths (CPU, long).
+    """
+
+    words: torch.Tensor
+    chars: torch.Tensor
+    forms: torch.Tensor
+    casing: torch.Tensor
+    mask: torch.Tensor
+    lengths: torch.Tensor
+    tags: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return int(self.words.size(0))
+
+
+def init_forget_bias(rnn: nn.RNNBase) -> None:
+    """Set the LSTM forget-gate bias to 1 (Jozefowicz et al. 2015; PyTorch leaves it random)."""
+    if not isinstance(rnn, nn.LSTM):
+        return
+    for name, bias in rnn.named_parameters():
+        if name.startswith("bias_"):
+            hidden = bias.size(0) // 4  # gates are ordered input, forget, cell, output
+            with torch.no_grad():
+                bias[hidden : 2 * hidden].fill_(1.0 if name.startswith("bias_ih") else 0.0)
+
+
+class Tagger(nn.Module):
+    """The network. Sizes come from the vocabularies; everything else from ``config``.
+
+    Args:
+        config: the recipe's ``model`` section.
+        num_trainable_words: rows of the trainable word table (training vocabulary).
+        num_frozen_words: rows of the frozen pretrained-only table.
+        word_dim: word vector size.
+        num_chars: character vocabulary size.
+        num_tags: tag vocabulary size.
+        constraints: CRF transition constraints ``(start, transitions, end)``.
+        fine_tune: whether word vectors are trained.
+    """
+
+    def __init__(
+        self,
+        config: TaggerModelConfig,
+        num_trainable_words: int,
+        num_frozen_words: int,
+        word_dim: int,
+        num_chars: int,
+        num_tags: int,
+        constraints: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+        fine_tune: bool = True,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        bound = (3.0 / word_dim) ** 0.5
+        self.words = WordEmbedder(
+            torch.empty(num_trainable_words, word_dim).uniform_(-bound, bound),
+            torch.zeros(num_frozen_words, word_dim),
+            fine_tune=fine_tune,
+        )
+        # Words that word dropout may replace by <unk> during training.
+        self.register_buffer("replaceable", torch.zeros(num_trainable_words, dtype=torch.bool))
+        size = word_dim
+        char = config.char
+        self.chars: nn.Module | None = None
+        if char.encoder == "cnn":
+            self.chars = CharCNN(num_chars, char.dim, char.filters, char.kernel_size, char.dropout)
+        elif char.encoder == "lstm":
+            self.chars = CharLSTM(num_chars, char.dim, char.hidden_size, char.dropout)
+        if self.chars is not None:
+            size += self.chars.output_dim
+        self.casing = nn.Embedding(len(CASINGS), config.casing_dim, padding_idx=0) if config.casing_dim else None
+        size += config.casing_dim
+        self.dropout = nn.Dropout(config.dropout)
+        rnn = nn.LSTM if config.encoder.cell == "lstm" else nn.GRU
+        self.encoder = rnn(
+            size,
+            config.encoder.hidden_size,
+            num_layers=config.encoder.num_layers,
+            dropout=config.encoder.dropout if config.encoder.num_layers > 1 else 0.0,
+            bidirectional=True,
+            batch_first=True,
+        )
+        init_forget_bias(self.encoder)
+        self.emissions = nn.Linear(2 * config.encoder.hidden_size, num_tags)
+        self.crf: CRF | PytorchCRF | None = None
+        if config.decoder == "crf":
+            crf_class = CRF if config.crf.backend == "seqtag" else PytorchCRF
+            self.crf = crf_class(num_tags, constraints if config.crf.constrained else None)
+
+    def forward(self, batch: TaggingBatch) -> torch.Tensor:
+        """Emission scores ``(B, T, num_tags)``."""
+        words = batch.words
+        if self.training and self.config.word_dropout > 0:
+            candidates = self.replaceable[words.clamp(max=self.replaceable.size(0) - 1)] & (words < self.replaceable.size(0))
+            drop = candidates & (torch.rand(words.shape) < self.config.word_dropout)
+            words = words.masked_fill(drop, 1)  # 1 = <unk>
+        parts = [self.words(words)]  # (B, T, word_dim)
+        if self.chars is not None:
+            parts.append(self.chars(batch.chars)[batch.forms])  # (U, C) -> (B, T, C)
+        if self.casing is not None:
+            parts.append(self.casing(batch.casing))
+        features = self.dropout(torch.cat(parts, dim=-1))
+        packed = pack_padded_sequence(features, batch.lengths, batch_first=True, enforce_sorted=False)
+        encoded, _ = self.encoder(packed)
+        encoded, _ = pad_packed_sequence(encoded, batch_first=True, total_length=words.size(1))
+        return self.emissions(self.dropout(encoded))  # (B, T, 2H) -> (B, T, K)
+
+    def loss(self, batch: TaggingBatch, reduction: str = "sum") -> torch.Tensor:
+        """Negative log-likelihood (CRF) or cross-entropy (softmax), summed or averaged over sentences."""
+        assert batch.tags is not None, "loss needs gold tags"
+        emissions = self(batch)
+        if self.crf is not None:
+            per_sentence = self.crf(emissions, batch.tags, batch.mask)  # (B,)
+        else:
+            token_loss = nn.functional.cross_entropy(emissions.transpose(1, 2), batch.tags, reduction="none")
+            per_sentence = (token_loss * batch.mask).sum(1)
+        return per_sentence.sum() if reduction == "sum" else per_sentence.mean()
+
+    def decode(self, batch: TaggingBatch) -> torch.Tensor:
+        """Best tag indices ``(B, T)`` (meaningful where ``batch.mask`` is True)."""
+        emissions = self(batch)
+        if self.crf is not None:
+            return self.crf.decode(emissions, batch.mask)[0]
+        return emissions.argmax(-1)

@@ -1,0 +1,70 @@
+"""Character-level word encoders: a CNN (Ma & Hovy 2016) and a BiLSTM (Lample et al. 2016).
+
+Both take the distinct words of a batch as a padded character matrix
+``(U, L)`` (``U`` distinct words, ``L`` longest word; index 0 is padding) and
+return one vector per word ``(U, output_dim)``. Running them on distinct
+words instead of every token saves most of their cost.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+
+class CharCNN(nn.Module):
+    """Character embeddings -> dropout -> 1-D convolution -> max-pool over the word.
+
+    Args:
+        num_chars: character vocabulary size (index 0 is padding).
+        char_dim: character embedding size (Ma & Hovy: 30).
+        filters: number of convolution filters, the output size (30).
+        kernel_size: filter width in characters (3).
+        dropout: dropout on the character embeddings (0.5).
+    """
+
+    def __init__(self, num_chars: int, char_dim: int = 30, filters: int = 30, kernel_size: int = 3, dropout: float = 0.5) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(num_chars, char_dim, padding_idx=0)
+        bound = (3.0 / char_dim) ** 0.5
+        nn.init.uniform_(self.embedding.weight, -bound, bound)
+        with torch.no_grad():
+            self.embedding.weight[0].zero_()
+        self.dropout = nn.Dropout(dropout)
+        self.conv = nn.Conv1d(char_dim, filters, kernel_size, padding=kernel_size // 2)
+        self.output_dim = filters
+
+    def forward(self, chars: torch.Tensor) -> torch.Tensor:
+        """``chars`` ``(U, L)`` long -> ``(U, filters)``."""
+        pad = chars.eq(0).unsqueeze(1)  # (U, 1, L)
+        embedded = self.dropout(self.embedding(chars)).transpose(1, 2)  # (U, char_dim, L)
+        features = self.conv(embedded)  # (U, filters, L')
+        if features.size(2) != chars.size(1):  # even kernel widths add a column
+            features = features[:, :, : chars.size(1)]
+        return features.masked_fill(pad, float("-inf")).max(dim=2).values
+
+
+class CharLSTM(nn.Module):
+    """Character embeddings -> BiLSTM; the word vector is the last forward and backward states.
+
+    Args:
+        num_chars: character vocabulary size (index 0 is padding).
+        char_dim: character embedding size (Lample et al.: 25).
+        hidden_size: LSTM size per direction (25); the output has twice this.
+        dropout: dropout on the character embeddings.
+    """
+
+    def __init__(self, num_chars: int, char_dim: int = 25, hidden_size: int = 25, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(num_chars, char_dim, padding_idx=0)
+        self.dropout = nn.Dropout(dropout)
+        self.lstm = nn.LSTM(char_dim, hidden_size, batch_first=True, bidirectional=True)
+        self.output_dim = 2 * hidden_size
+
+    def forward(self, chars: torch.Tensor) -> torch.Tensor:
+        """``chars`` ``(U, L)`` long -> ``(U, 2 * hidden_size)``."""
+        lengths = chars.ne(0).sum(1).clamp(min=1).cpu()
+        packed = pack_padded_sequence(self.dropout(self.embedding(chars)), lengths, batch_first=True, enforce_sorted=False)
+        _, (hidden, _) = self.lstm(packed)  # hidden: (2, U, hidden_size)
+        return torch.cat([hidden[0], hidden[1]], dim=1)

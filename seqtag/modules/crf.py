@@ -1,0 +1,206 @@
+"""Linear-chain conditional random field.
+
+Log-likelihood by the forward algorithm and Viterbi decoding, both batched:
+the only Python loop runs over time steps, never over sentences. A tag
+scheme's constraints (no ``O -> I-X`` in IOB2, ...) are applied as a large
+negative score on the forbidden start, transition and end scores, in
+training as well as in decoding, so the model never spends probability mass
+on sequences that cannot be decoded into spans.
+
+Shapes: ``B`` batch, ``T`` time steps, ``K`` tags. ``mask`` is ``(B, T)``
+bool, ``True`` on real tokens, left-aligned, and every sentence has at least
+one token.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+# Score added to forbidden transitions. Finite on purpose: with -inf, a
+# logsumexp over only forbidden paths is -inf and its gradient NaN.
+FORBIDDEN = -1.0e4
+
+
+def _penalty(allowed: torch.Tensor | None, shape: tuple[int, ...]) -> torch.Tensor:
+    if allowed is None:
+        return torch.zeros(shape)
+    if tuple(allowed.shape) != shape:
+        raise ValueError(f"constraint has shape {tuple(allowed.shape)}, expected {shape}")
+    return torch.where(allowed.bool(), 0.0, FORBIDDEN)
+
+
+class CRF(nn.Module):
+    """A linear-chain CRF over ``num_tags`` tags.
+
+    Args:
+        num_tags: number of tags ``K``.
+        constraints: optional boolean ``(start (K,), transitions (K, K), end (K,))``
+            from :func:`seqtag.data.schemes.allowed_transitions`; ``False``
+            entries are forbidden.
+    """
+
+    def __init__(
+        self,
+        num_tags: int,
+        constraints: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+    ) -> None:
+        super().__init__()
+        if num_tags < 1:
+            raise ValueError(f"num_tags must be positive, got {num_tags}")
+        self.num_tags = num_tags
+        self.start_transitions = nn.Parameter(torch.empty(num_tags))
+        self.transitions = nn.Parameter(torch.empty(num_tags, num_tags))  # [from, to]
+        self.end_transitions = nn.Parameter(torch.empty(num_tags))
+        start, transitions, end = constraints if constraints is not None else (None, None, None)
+        self.register_buffer("start_penalty", _penalty(start, (num_tags,)))
+        self.register_buffer("transition_penalty", _penalty(transitions, (num_tags, num_tags)))
+        self.register_buffer("end_penalty", _penalty(end, (num_tags,)))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for parameter in (self.start_transitions, self.transitions, self.end_transitions):
+            nn.init.uniform_(parameter, -0.1, 0.1)
+
+    def scores(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Constrained ``(start (K,), transitions (K, K), end (K,))`` scores."""
+        return (
+            self.start_transitions + self.start_penalty,
+            self.transitions + self.transition_penalty,
+            self.end_transitions + self.end_penalty,
+        )
+
+    def _check(self, emissions: torch.Tensor, mask: torch.Tensor, tags: torch.Tensor | None = None) -> None:
+        if emissions.dim() != 3 or emissions.size(2) != self.num_tags:
+            raise ValueError(f"emissions must be (batch, time, {self.num_tags}), got {tuple(emissions.shape)}")
+        if mask.shape != emissions.shape[:2]:
+            raise ValueError(f"mask must be {tuple(emissions.shape[:2])}, got {tuple(mask.shape)}")
+        if tags is not None and tags.shape != emissions.shape[:2]:
+            raise ValueError(f"tags must be {tuple(emissions.shape[:2])}, got {tuple(tags.shape)}")
+        if emissions.size(1) == 0 or not bool(mask[:, 0].all()):
+            raise ValueError("every sequence needs at least one token: mask[:, 0] must be all True")
+
+    def log_partition(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``log Z`` per sentence by the forward algorithm: ``(B,)``."""
+        start, transitions, end = self.scores()
+        alpha = start + emissions[:, 0]  # (B, K)
+        for t in range(1, emissions.size(1)):
+            # (B, K_from, 1) + (K_from, K_to) -> logsumexp over K_from -> (B, K_to)
+            step = torch.logsumexp(alpha.unsqueeze(2) + transitions, dim=1) + emissions[:, t]
+            alpha = torch.where(mask[:, t].unsqueeze(1), step, alpha)
+        return torch.logsumexp(alpha + end, dim=1)
+
+    def sequence_score(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Unnormalised score of ``tags`` (``(B, T)`` long) per sentence: ``(B,)``."""
+        start, transitions, end = self.scores()
+        maskf = mask.to(emissions.dtype)
+        emitted = emissions.gather(2, tags.unsqueeze(2)).squeeze(2)  # (B, T)
+        score = start[tags[:, 0]] + (emitted * maskf).sum(1)
+        if tags.size(1) > 1:
+            score = score + (transitions[tags[:, :-1], tags[:, 1:]] * maskf[:, 1:]).sum(1)
+        last = mask.long().sum(1) - 1  # (B,)
+        return score + end[tags.gather(1, last.unsqueeze(1)).squeeze(1)]
+
+    def log_likelihood(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``log p(tags | emissions)`` per sentence: ``(B,)``."""
+        self._check(emissions, mask, tags)
+        return self.sequence_score(emissions, tags, mask) - self.log_partition(emissions, mask)
+
+    def forward(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Negative log-likelihood per sentence: ``(B,)``."""
+        return -self.log_likelihood(emissions, tags, mask)
+
+    def decode(self, emissions: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Viterbi decoding.
+
+        Returns ``(tags, scores)``: the best tag sequence per sentence as a
+        ``(B, T)`` long tensor (positions past a sentence's end repeat its
+        last tag) and its score ``(B,)``.
+        """
+        self._check(emissions, mask)
+        start, transitions, end = self.scores()
+        batch, steps, num_tags = emissions.shape
+        identity = torch.arange(num_tags, device=emissions.device).expand(batch, num_tags)
+        score = start + emissions[:, 0]  # (B, K)
+        backpointers = []
+        for t in range(1, steps):
+            best, previous = (score.unsqueeze(2) + transitions).max(dim=1)  # (B, K_to)
+            active = mask[:, t].unsqueeze(1)
+            score = torch.where(active, best + emissions[:, t], score)
+            backpointers.append(torch.where(active, previous, identity))
+        best_score, last = (score + end).max(dim=1)  # (B,)
+        path = [last]
+        for pointers in reversed(backpointers):
+            last = pointers.gather(1, last.unsqueeze(1)).squeeze(1)
+            path.append(last)
+        path.reverse()
+        return torch.stack(path, dim=1), best_score
+
+
+class PytorchCRF(nn.Module):
+    """The same interface backed by the pytorch-crf package (``crf.backend: pytorch-crf``).
+
+    Scheme constraints are applied by passing the penalised scores to
+    pytorch-crf's own computations through ``torch.func.functional_call``.
+    """
+
+    def __init__(
+        self,
+        num_tags: int,
+        constraints: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+    ) -> None:
+        super().__init__()
+        from torchcrf import CRF as _TorchCRF
+
+        self.num_tags = num_tags
+        self.crf = _TorchCRF(num_tags, batch_first=True)
+        start, transitions, end = constraints if constraints is not None else (None, None, None)
+        self.register_buffer("start_penalty", _penalty(start, (num_tags,)))
+        self.register_buffer("transition_penalty", _penalty(transitions, (num_tags, num_tags)))
+        self.register_buffer("end_penalty", _penalty(end, (num_tags,)))
+
+    def _params(self) -> dict[str, torch.Tensor]:
+        return {
+            "start_transitions": self.crf.start_transitions + self.start_penalty,
+            "transitions": self.crf.transitions + self.transition_penalty,
+            "end_transitions": self.crf.end_transitions + self.end_penalty,
+        }
+
+    def log_likelihood(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``log p(tags | emissions)`` per sentence: ``(B,)``."""
+        return torch.func.functional_call(self.crf, self._params(), (emissions, tags, mask), {"reduction": "none"})
+
+    def forward(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return -self.log_likelihood(emissions, tags, mask)
+
+    def decode(self, emissions: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Viterbi paths as a padded ``(B, T)`` tensor, and their scores ``(B,)``."""
+        params = {f"crf.{name}": value for name, value in self._params().items()}
+        paths = torch.func.functional_call(_Decoder(self.crf), params, (emissions, mask))
+        tags = torch.zeros(emissions.shape[:2], dtype=torch.long, device=emissions.device)
+        for row, path in enumerate(paths):
+            tags[row, : len(path)] = torch.tensor(path)
+            tags[row, len(path) :] = path[-1]
+        scores = torch.func.functional_call(self.crf, self._params(), (emissions, tags, mask), {"reduction": "none"})
+        return tags, scores + self.log_partition_of(emissions, mask)
+
+    def log_partition_of(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``log Z`` per sentence, from pytorch-crf's normaliser: ``(B,)``."""
+        params = {f"crf.{name}": value for name, value in self._params().items()}
+        return torch.func.functional_call(_Normalizer(self.crf), params, (emissions, mask))
+
+
+class _Decoder(nn.Module):
+    """Calls pytorch-crf's ``decode`` (``functional_call`` only reaches ``forward``)."""
+
+    def __init__(self, crf: nn.Module) -> None:
+        super().__init__()
+        self.crf = crf
+
+    def forward(self, emissions: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
+        return self.crf.decode(emissions, mask)
+
+
+class _Normalizer(_Decoder):
+    def forward(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return self.crf._compute_normalizer(emissions.transpose(0, 1), mask.transpose(0, 1))

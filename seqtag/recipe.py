@@ -1,0 +1,247 @@
+"""Recipes: YAML files that describe a whole run, validated by pydantic.
+
+A recipe has a ``task`` (which picks the schema of ``data`` and ``model``),
+a ``seed`` and a ``training`` section. Keys map one-to-one to constructor
+arguments; unknown keys are errors (with a did-you-mean), and every problem
+is reported at once before any work starts.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from seqtag.data.schemes import SCHEMES, normalize_scheme
+from seqtag.errors import RecipeError
+
+
+class Section(BaseModel):
+    """Base of all recipe sections: unknown keys are rejected."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class TrainingConfig(Section):
+    """How to optimise: the same for every task."""
+
+    optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
+    lr: float = Field(0.015, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    lr_decay: float = Field(0.05, ge=0, description="lr_t = lr / (1 + lr_decay * epoch)")
+    weight_decay: float = Field(0.0, ge=0)
+    batch_size: int = Field(10, ge=1)
+    eval_batch_size: int = Field(256, ge=1)
+    max_epochs: int = Field(50, ge=1)
+    patience: int | None = Field(10, ge=1, description="stop after this many epochs without a better dev score")
+    clip_grad_norm: float | None = Field(5.0, gt=0)
+    loss_reduction: Literal["sum", "mean"] = "sum"
+    threads: int | None = Field(None, ge=1, description="torch threads; default: all cores")
+    evaluate_test_each_epoch: bool = True
+    progress: bool = True
+
+
+class EmbeddingsConfig(Section):
+    """Word vectors: a pretrained table (``glove-6b-50d`` or a file) or random ones."""
+
+    pretrained: str | None = None
+    format: Literal["auto", "word2vec", "word2vec-binary", "glove", "fasttext"] = "auto"
+    dim: int | None = Field(None, ge=1, description="needed without pretrained vectors")
+    lowercase: bool = Field(False, description="look words up in lower case (GloVe 6B is uncased)")
+    fine_tune: bool = True
+    keep_pretrained: bool = Field(
+        True, description="keep vectors of words outside the training vocabulary for prediction"
+    )
+    limit: int | None = Field(None, ge=1, description="read only the first N pretrained vectors")
+
+
+class CharConfig(Section):
+    """Character encoder of each word."""
+
+    encoder: Literal["cnn", "lstm", "none"] = "cnn"
+    dim: int = Field(30, ge=1)
+    filters: int = Field(30, ge=1)
+    kernel_size: int = Field(3, ge=1)
+    hidden_size: int = Field(25, ge=1)
+    dropout: float = Field(0.5, ge=0, lt=1)
+
+
+class RNNConfig(Section):
+    """The sentence encoder: a stacked bidirectional RNN."""
+
+    cell: Literal["lstm", "gru"] = "lstm"
+    hidden_size: int = Field(200, ge=1, description="per direction")
+    num_layers: int = Field(1, ge=1)
+    dropout: float = Field(0.5, ge=0, lt=1, description="between stacked layers")
+
+
+class CRFConfig(Section):
+    backend: Literal["seqtag", "pytorch-crf"] = "seqtag"
+    constrained: bool = True
+
+
+class TaggerModelConfig(Section):
+    """BiLSTM-CNN-CRF tagger (Ma & Hovy 2016)."""
+
+    tag_scheme: str = Field("iobes", description="scheme the model is trained in; predictions are converted back")
+    char: CharConfig = CharConfig()
+    casing_dim: int = Field(0, ge=0, description="size of casing-feature embeddings; 0 turns them off")
+    encoder: RNNConfig = RNNConfig()
+    dropout: float = Field(0.5, ge=0, lt=1, description="on the word representation and the encoder output")
+    word_dropout: float = Field(
+        0.0, ge=0, lt=1, description="probability of replacing a singleton word that has no pretrained vector by <unk>"
+    )
+    decoder: Literal["crf", "softmax"] = "crf"
+    crf: CRFConfig = CRFConfig()
+
+    @field_validator("tag_scheme")
+    @classmethod
+    def _scheme(cls, value: str) -> str:
+        return normalize_scheme(value)
+
+
+class ConllDataConfig(Section):
+    """A CoNLL-style corpus: train / dev / test files in ``dir``."""
+
+    dir: str = "."
+    train: str = "train.txt"
+    dev: str | None = "valid.txt"
+    test: str | None = "test.txt"
+    word_column: int = 0
+    label_column: int = -1
+    scheme: str = Field("auto", description=f"scheme of the corpus tags: auto or one of {', '.join(SCHEMES)}")
+
+    @field_validator("scheme")
+    @classmethod
+    def _scheme(cls, value: str) -> str:
+        return value if value == "auto" else normalize_scheme(value)
+
+
+class Recipe(Section):
+    """Fields every recipe has; tasks subclass it with their ``data`` and ``model``."""
+
+    task: str
+    name: str | None = None
+    seed: int = 1
+    training: TrainingConfig = TrainingConfig()
+    # Where the recipe file lives: relative data paths may resolve against it.
+    source: str | None = Field(None, exclude=True)
+
+    def resolve_path(self, path: str | None, expect: str | None = None) -> Path | None:
+        """Resolve a relative path against the working directory, else against the recipe's folder.
+
+        With ``expect``, the first candidate folder that contains a file of that name wins.
+        """
+        if path is None:
+            return None
+        candidate = Path(path).expanduser()
+        if candidate.is_absolute() or self.source is None:
+            return candidate
+        candidates = [candidate, Path(self.source).parent / candidate]
+        for option in candidates:
+            if (option / expect).exists() if expect else option.exists():
+                return option
+        return candidate
+
+
+class TaggingRecipe(Recipe):
+    task: Literal["tagging"] = "tagging"
+    data: ConllDataConfig = ConllDataConfig()
+    embeddings: EmbeddingsConfig = EmbeddingsConfig()
+    model: TaggerModelConfig = TaggerModelConfig()
+
+
+RECIPES: dict[str, type[Recipe]] = {"tagging": TaggingRecipe}
+
+
+def register_recipe(task: str, cls: type[Recipe]) -> None:
+    """Make ``task: NAME`` in a recipe validate against ``cls``."""
+    RECIPES[task] = cls
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``a.b.c=value`` -> (["a", "b", "c"], value parsed as YAML)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise RecipeError(f"--set expects key.path=value, got {text!r}")
+    return key.strip().split("."), yaml.safe_load(value) if value.strip() else None
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``--set`` overrides to the raw recipe dictionary."""
+    for text in overrides:
+        path, value = parse_override(text)
+        node = data
+        for part in path[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict):
+                raise RecipeError(f"--set {text}: {part!r} is not a section")
+            node = child
+        node[path[-1]] = value
+    return data
+
+
+def _known_keys(cls: type[BaseModel], path: tuple[str | int, ...]) -> list[str]:
+    model: Any = cls
+    for part in path:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+def _format_errors(error: ValidationError, cls: type[BaseModel], where: str) -> str:
+    lines = [f"{where}: {error.error_count()} problem(s) in the recipe:"]
+    for item in error.errors():
+        location = ".".join(str(part) for part in item["loc"])
+        if item["type"] == "extra_forbidden":
+            known = _known_keys(cls, item["loc"][:-1])
+            close = difflib.get_close_matches(str(item["loc"][-1]), known, n=1)
+            hint = f" (did you mean {'.'.join([*map(str, item['loc'][:-1]), close[0]])!r}?)" if close else ""
+            lines.append(f"  - {location}: unknown key{hint}")
+        else:
+            value = item.get("input")
+            shown = f" (got {value!r})" if not isinstance(value, dict) else ""
+            lines.append(f"  - {location}: {item['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def recipe_from_dict(data: dict[str, Any], source: str | None = None) -> Recipe:
+    """Validate a raw recipe dictionary into the task's recipe class."""
+    where = source or "recipe"
+    if not isinstance(data, dict):
+        raise RecipeError(f"{where}: a recipe is a YAML mapping, got {type(data).__name__}")
+    task = data.get("task", "tagging")
+    cls = RECIPES.get(task)
+    if cls is None:
+        close = difflib.get_close_matches(str(task), list(RECIPES), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise RecipeError(f"{where}: unknown task {task!r}{hint}; known tasks: {', '.join(RECIPES)}")
+    try:
+        recipe = cls.model_validate({**data, "source": source})
+    except ValidationError as error:
+        raise RecipeError(_format_errors(error, cls, where)) from None
+    return recipe
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
+    """Read a YAML recipe, apply ``--set`` overrides and validate it."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RecipeError(f"{path}: recipe not found") from None
+    except yaml.YAMLError as error:
+        raise RecipeError(f"{path}: not valid YAML: {error}") from None
+    data = apply_overrides(data or {}, overrides or [])
+    recipe = recipe_from_dict(data, str(path))
+    if recipe.name is None:
+        recipe.name = path.stem
+    return recipe

@@ -1,0 +1,6 @@
+"""Built-in tasks; importing this package registers them."""
+
+from seqtag.tasks.base import TASKS, Task, register_task
+from seqtag.tasks.tagging import TaggingTask
+
+__all__ = ["TASKS", "Task", "TaggingTask", "register_task"]

@@ -1,0 +1,360 @@
+"""Sequence tagging (NER, POS, chunking) on CoNLL-style corpora."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from seqtag.data.conll import ReadStats, Sentence, read_conll
+from seqtag.data.schemes import allowed_transitions, check_tags, convert_tags, detect_scheme
+from seqtag.data.vocab import Vocabulary
+from seqtag.embeddings import PretrainedVectors, load_vectors
+from seqtag.errors import DataError, RecipeError
+from seqtag.evaluation import span_metrics, token_accuracy
+from seqtag.models.tagger import Tagger, TaggingBatch
+from seqtag.modules.embedders import casing
+from seqtag.recipe import TaggingRecipe
+from seqtag.tasks.base import Task, register_task
+
+log = logging.getLogger(__name__)
+
+MAX_WORD_CHARS = 64  # longer words are encoded from their first and last 32 characters
+_DIGITS = re.compile(r"[0-9]")
+
+
+@dataclass
+class Encoded:
+    """A sentence as indices: ``words``, ``casing`` and ``tags`` have one entry per token."""
+
+    tokens: list[str]
+    words: list[int]
+    casing: list[int]
+    tags: list[int] | None
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+
+class WordIndex:
+    """Maps tokens to word-table rows: training vocabulary first, then pretrained-only words.
+
+    Lookup tries the token's key (lower-cased if the recipe says so), its lower
+    case, and its lower case with digits as zeros, before ``<unk>``.
+    """
+
+    def __init__(self, vocab: Vocabulary, num_trainable: int, lowercase: bool) -> None:
+        self.vocab = vocab
+        self.num_trainable = num_trainable
+        self.lowercase = lowercase
+
+    def key(self, token: str) -> str:
+        return token.lower() if self.lowercase else token
+
+    def index(self, token: str) -> int:
+        stoi = self.vocab.stoi
+        key = self.key(token)
+        found = stoi.get(key)
+        if found is None:
+            lower = key.lower()
+            found = stoi.get(lower)
+            if found is None:
+                found = stoi.get(_DIGITS.sub("0", lower), self.vocab.unk_index)
+        return found
+
+
+@register_task
+class TaggingTask(Task):
+    """BiLSTM-CNN-CRF tagging; spans are evaluated with seqeval, POS-style tags by accuracy."""
+
+    name = "tagging"
+
+    def __init__(
+        self,
+        recipe: TaggingRecipe,
+        words: WordIndex,
+        chars: Vocabulary,
+        tags: Vocabulary,
+        corpus_scheme: str,
+        word_dim: int,
+        model: Tagger | None = None,
+    ) -> None:
+        self.recipe = recipe
+        self.word_dim = word_dim
+        self.words = words
+        self.chars = chars
+        self.tags = tags
+        self.corpus_scheme = corpus_scheme
+        self.train_scheme = "none" if corpus_scheme == "none" else recipe.model.tag_scheme
+        if model is None:
+            model = Tagger(
+                recipe.model,
+                num_trainable_words=words.num_trainable,
+                num_frozen_words=len(words.vocab) - words.num_trainable,
+                word_dim=word_dim,
+                num_chars=len(chars),
+                num_tags=len(tags),
+                constraints=allowed_transitions(self.train_scheme, tags.itos),
+                fine_tune=recipe.embeddings.fine_tune,
+            )
+        self.model = model
+
+    @property
+    def is_span_task(self) -> bool:
+        return self.corpus_scheme != "none"
+
+    @property
+    def main_metric(self) -> str:  # type: ignore[override]
+        """Entity F1 for span tasks, token accuracy for POS-style tags."""
+        return "f1" if self.is_span_task else "accuracy"
+
+    # ----------------------------------------------------------------- building
+
+    @classmethod
+    def read_split(cls, recipe: TaggingRecipe, split: str) -> list[Sentence] | None:
+        """Read the ``train``/``dev``/``test`` file named in the recipe (None when unset)."""
+        data = recipe.data
+        name = getattr(data, split)
+        if name is None:
+            return None
+        directory = recipe.resolve_path(data.dir, expect=name)
+        path = directory / name if directory is not None else None
+        if path is None or not path.is_file():
+            raise DataError(
+                f"the {split} file is missing. Put the corpus files ({data.train}, {data.dev}, {data.test}) in "
+                f"{directory} or point the recipe at them with --set data.dir=PATH"
+            )
+        stats = ReadStats()
+        sentences = read_conll(path, data.word_column, data.label_column, stats)
+        if not sentences:
+            raise DataError("no sentences in this file", path)
+        log.info("read %s: %d sentences, %d tokens (%d -DOCSTART- lines skipped)", path, stats.sentences, stats.tokens, stats.docstart_lines)
+        return sentences
+
+    @classmethod
+    def from_recipe(cls, recipe: TaggingRecipe) -> tuple["TaggingTask", dict[str, list[Sentence]]]:  # type: ignore[override]
+        splits = {}
+        for split in ("train", "dev", "test"):
+            sentences = cls.read_split(recipe, split)
+            if sentences is not None:
+                splits[split] = sentences
+        train = splits["train"]
+        scheme = recipe.data.scheme
+        if scheme == "auto":
+            scheme = detect_scheme(s.labels or [] for s in train)
+            log.info("detected tag scheme: %s", scheme.upper())
+        for sentences in splits.values():
+            for sentence in sentences:
+                check_tags(sentence.labels or [], scheme, sentence.path, sentence.line)
+        vectors = None
+        if recipe.embeddings.pretrained:
+            vectors = load_vectors(recipe.embeddings.pretrained, recipe.embeddings.format, recipe.embeddings.limit)
+        task = cls.build(recipe, train, scheme, vectors)
+        return task, splits
+
+    @classmethod
+    def build(
+        cls, recipe: TaggingRecipe, train: Sequence[Sentence], scheme: str, vectors: PretrainedVectors | None
+    ) -> "TaggingTask":
+        """Vocabularies from the training sentences only, a fresh model, pretrained rows copied in."""
+        emb = recipe.embeddings
+        if vectors is None and emb.dim is None:
+            raise RecipeError("embeddings: set either 'pretrained' or 'dim'")
+        if vectors is not None and emb.dim is not None and emb.dim != vectors.dim:
+            raise RecipeError(f"embeddings.dim is {emb.dim} but {vectors.name} has {vectors.dim}-dimensional vectors")
+        lowercase = emb.lowercase
+        counts = Counter(tok.lower() if lowercase else tok for s in train for tok in s.tokens)
+        vocab = Vocabulary.from_counts(counts)
+        num_trainable = len(vocab)
+        if vectors is not None and emb.keep_pretrained:
+            for word in vectors.words:
+                if word not in vocab.stoi:
+                    vocab.add(word)
+        chars = Vocabulary.from_counts(Counter(c for s in train for tok in s.tokens for c in tok))
+        train_scheme = "none" if scheme == "none" else recipe.model.tag_scheme
+        tag_counts = Counter(t for s in train for t in convert_tags(s.labels or [], scheme, train_scheme))
+        tags = Vocabulary(sorted(tag_counts), pad=False, unk=False)
+        word_dim = vectors.dim if vectors is not None else int(emb.dim or 0)
+        task = cls(recipe, WordIndex(vocab, num_trainable, lowercase), chars, tags, scheme, word_dim)
+        embedder = task.model.words
+        with torch.no_grad():
+            found = 0
+            if vectors is not None:
+                for index in range(2, num_trainable):
+                    row = vectors.find(vocab.itos[index])
+                    if row is not None:
+                        embedder.embedding.weight[index] = torch.from_numpy(vectors.vectors[row])
+                        found += 1
+                        continue
+                    if counts[vocab.itos[index]] == 1:
+                        task.model.replaceable[index] = True
+                if embedder.frozen.size(0):
+                    rows = [vectors.index[w] for w in vocab.itos[num_trainable:]]
+                    embedder.frozen.copy_(torch.from_numpy(vectors.vectors[rows]))
+            else:
+                for index in range(2, num_trainable):
+                    task.model.replaceable[index] = counts[vocab.itos[index]] == 1
+            embedder.embedding.weight[0].zero_()
+        log.info(
+            "vocabulary: %d training words (%d with pretrained vectors), %d pretrained-only words, %d chars, %d tags (%s)",
+            num_trainable - 2, found, len(vocab) - num_trainable, len(chars), len(tags), train_scheme.upper(),
+        )
+        return task
+
+    # ------------------------------------------------------------- persistence
+
+    def vocab_state(self) -> dict[str, Any]:
+        return {
+            "words": self.words.vocab.to_json(),
+            "num_trainable_words": self.words.num_trainable,
+            "lowercase": self.words.lowercase,
+            "word_dim": self.word_dim,
+            "chars": self.chars.to_json(),
+            "tags": self.tags.to_json(),
+            "corpus_scheme": self.corpus_scheme,
+        }
+
+    @classmethod
+    def from_state(cls, recipe: TaggingRecipe, vocab: dict[str, Any], tensors: dict[str, torch.Tensor]) -> "TaggingTask":  # type: ignore[override]
+        words = WordIndex(Vocabulary.from_json(vocab["words"]), int(vocab["num_trainable_words"]), bool(vocab["lowercase"]))
+        task = cls(
+            recipe,
+            words,
+            Vocabulary.from_json(vocab["chars"]),
+            Vocabulary.from_json(vocab["tags"]),
+            vocab["corpus_scheme"],
+            int(vocab["word_dim"]),
+        )
+        task.model.load_state_dict(tensors, strict=True)
+        task.model.eval()
+        return task
+
+    # ---------------------------------------------------------------- batching
+
+    def encode(self, sentence: Sentence, with_tags: bool = True) -> Encoded:
+        """Indices of a sentence; gold tags in the training scheme when it has labels."""
+        tags = None
+        if with_tags and sentence.labels is not None:
+            converted = convert_tags(sentence.labels, self.corpus_scheme, self.train_scheme)
+            tags = [self.tags.stoi.get(t, -1) for t in converted]
+            if -1 in tags:  # a tag never seen in training (dev/test only): no loss for this sentence
+                tags = None
+        index = self.words.index
+        return Encoded(sentence.tokens, [index(t) for t in sentence.tokens], [casing(t) for t in sentence.tokens], tags)
+
+    def _chars(self, form: str) -> list[int]:
+        if len(form) > MAX_WORD_CHARS:
+            half = MAX_WORD_CHARS // 2
+            form = form[:half] + form[-half:]
+        stoi, unk = self.chars.stoi, self.chars.unk_index
+        return [stoi.get(c, unk) for c in form]
+
+    def collate(self, items: Sequence[Encoded]) -> TaggingBatch:
+        """Pad encoded sentences into a :class:`TaggingBatch`."""
+        size, steps = len(items), max(len(item) for item in items)
+        words = torch.zeros(size, steps, dtype=torch.long)
+        forms = torch.zeros(size, steps, dtype=torch.long)
+        cases = torch.zeros(size, steps, dtype=torch.long)
+        has_tags = all(item.tags is not None for item in items)
+        tags = torch.zeros(size, steps, dtype=torch.long) if has_tags else None
+        lengths = torch.tensor([len(item) for item in items], dtype=torch.long)
+        form_ids: dict[str, int] = {}
+        for row, item in enumerate(items):
+            n = len(item)
+            words[row, :n] = torch.tensor(item.words)
+            cases[row, :n] = torch.tensor(item.casing)
+            forms[row, :n] = torch.tensor([form_ids.setdefault(tok, len(form_ids)) for tok in item.tokens])
+            if tags is not None:
+                tags[row, :n] = torch.tensor(item.tags)
+        char_rows = [self._chars(form) for form in form_ids]
+        chars = torch.zeros(len(char_rows), max(map(len, char_rows)), dtype=torch.long)
+        for row, ids in enumerate(char_rows):
+            chars[row, : len(ids)] = torch.tensor(ids)
+        mask = torch.arange(steps).unsqueeze(0) < lengths.unsqueeze(1)
+        return TaggingBatch(words, chars, forms, cases, mask, lengths, tags)
+
+    def batches(
+        self,
+        examples: Sequence[Sentence],
+        batch_size: int,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> Iterator[TaggingBatch]:
+        """Length-bucketed batches; training batches skip sentences whose tags were unseen in training."""
+        encoded = self._encoded(examples)
+        if shuffle:
+            usable = [i for i, e in enumerate(encoded) if e.tags is not None]
+            for order in length_batches([len(encoded[i]) for i in usable], batch_size, generator):
+                yield self.collate([encoded[usable[i]] for i in order])
+        else:
+            for order in length_batches([len(e) for e in encoded], batch_size):
+                yield self.collate([encoded[i] for i in order])
+
+    def _encoded(self, examples: Sequence[Sentence]) -> list[Encoded]:
+        # Training encodes the same split every epoch: cache on the list object's identity.
+        cache = getattr(self, "_encode_cache", None)
+        if cache is not None and cache[0] is examples:
+            return cache[1]
+        encoded = [self.encode(s) for s in examples]
+        self._encode_cache = (examples, encoded)
+        return encoded
+
+    def loss(self, batch: TaggingBatch, reduction: str = "sum") -> torch.Tensor:
+        return self.model.loss(batch, reduction)
+
+    # -------------------------------------------------------------- prediction
+
+    @torch.inference_mode()
+    def predict_indices(self, encoded: Sequence[Encoded], batch_size: int = 256) -> list[list[int]]:
+        """Tag indices (training scheme) for each encoded sentence, in input order."""
+        self.model.eval()
+        results: list[list[int]] = [[] for _ in encoded]
+        for order in length_batches([len(e) for e in encoded], batch_size):
+            batch = self.collate([encoded[i] for i in order])
+            best = self.model.decode(batch).tolist()
+            for row, i in enumerate(order):
+                results[i] = best[row][: len(encoded[i])]
+        return results
+
+    def predict(self, sentences: Sequence[Sentence], batch_size: int = 256) -> list[list[str]]:
+        """Predicted tags in the corpus's scheme, one list per sentence."""
+        encoded = [self.encode(s, with_tags=False) for s in sentences]
+        itos = self.tags.itos
+        return [
+            convert_tags([itos[i] for i in indices], self.train_scheme, self.corpus_scheme)
+            for indices in self.predict_indices(encoded, batch_size)
+        ]
+
+    def evaluate(self, examples: Sequence[Sentence], batch_size: int = 256) -> dict[str, Any]:
+        predicted = self.predict(examples, batch_size)
+        gold = [s.labels or [] for s in examples]
+        if self.is_span_task:
+            return span_metrics(gold, predicted, self.corpus_scheme)
+        return {"accuracy": token_accuracy(gold, predicted)}
+
+    def describe(self, splits: dict[str, list[Any]]) -> str:
+        text = super().describe(splits)
+        return f"{text}; tags {self.corpus_scheme.upper()} -> {self.train_scheme.upper()}"
+
+
+def length_batches(lengths: Sequence[int], batch_size: int, generator: torch.Generator | None = None) -> list[list[int]]:
+    """Group indices into batches of similar length.
+
+    Without ``generator``: sorted by length (for prediction). With it: sorted
+    by length plus random jitter, cut into batches, and the batches shuffled,
+    so epochs differ but each batch pads little.
+    """
+    if generator is None:
+        order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    else:
+        noise = torch.rand(len(lengths), generator=generator).tolist()
+        order = sorted(range(len(lengths)), key=lambda i: lengths[i] + 4.0 * noise[i])
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    if generator is not None:
+        batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+    return batches
