@@ -91,7 +91,9 @@ def _info(args: argparse.Namespace) -> int:
     if meta["task"] == "tagging":
         tags = vocab["tags"]["items"]
         print(f"  tags ({vocab['corpus_scheme'].upper()} corpus, trained as {recipe['model']['tag_scheme'].upper()}): {' '.join(tags)}")
-        print(f"  words: {vocab['num_trainable_words']:,} trained + {len(vocab['words']['items']) + 2 - vocab['num_trainable_words']:,} pretrained-only; chars: {len(vocab['chars']['items'])}")
+        trained_words = vocab['num_trainable_words'] - 2  # less <pad> and <unk>
+        pretrained_only = len(vocab['words']['items']) - trained_words
+        print(f"  words: {trained_words:,} from training + {pretrained_only:,} pretrained-only; chars: {len(vocab['chars']['items'])}")
         model = recipe["model"]
         print(f"  model: char {model['char']['encoder']}, {model['encoder']['num_layers']}x Bi{model['encoder']['cell'].upper()} {model['encoder']['hidden_size']}, decoder {model['decoder']}")
     print(f"  tensors: {parameters:,} values")

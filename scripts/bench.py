@@ -1,0 +1,192 @@
+#!/usr/bin/env python
+"""Throughput benchmark of the seqtag tagger on CoNLL-2003.
+
+Measures, each in a fresh subprocess so that thread settings and peak
+memory are clean:
+
+* training throughput: sentences/s over the first ``--train-sentences``
+  training sentences (file order, then seqtag's length-bucketed shuffled
+  batches) after a warm-up on the ``--warmup`` sentences that follow them,
+  for each batch size and thread count;
+* prediction throughput: tokens/s tagging the whole test set (pre-tokenised),
+  plus model load time and peak RSS.
+
+The model is the CoNLL-03 recipe's (Ma & Hovy: GloVe 50d, char CNN 30x3,
+BiLSTM 200, CRF). Prediction uses ``--model`` if given (a trained file),
+otherwise a freshly initialised model saved to a temporary file (speed does
+not depend on the weights).
+
+    python scripts/bench.py --data ../shared/data/conll03 --threads 1,2 --batch-sizes 10,32
+
+Prints a table and writes the results as JSON (``--json``, default
+``bench-results.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RECIPE = ROOT / "recipes" / "conll03.yaml"
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _task(data: str, overrides: list[str]):
+    from seqtag.recipe import load_recipe
+    from seqtag.tasks.tagging import TaggingTask
+    from seqtag.training.trainer import seed_everything
+
+    recipe = load_recipe(RECIPE, [f"data.dir={data}", "training.progress=false", *overrides])
+    seed_everything(recipe.seed)
+    return TaggingTask.from_recipe(recipe)
+
+
+def worker_train(args: argparse.Namespace) -> dict:
+    import torch
+
+    from seqtag.training.optim import make_optimizer
+
+    torch.set_num_threads(args.threads)
+    task, splits = _task(args.data, args.set or [])
+    train = splits["train"]
+    timed = train[: args.train_sentences]
+    warm = train[args.train_sentences : args.train_sentences + args.warmup]
+    optimizer = make_optimizer(task.model.parameters(), task.recipe.training)
+    generator = torch.Generator().manual_seed(1)
+    parameters = [p for p in task.model.parameters() if p.requires_grad]
+    task.model.train()
+
+    def run(sentences) -> None:
+        for batch in task.batches(sentences, args.batch_size, shuffle=True, generator=generator):
+            optimizer.zero_grad(set_to_none=True)
+            loss = task.loss(batch)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(parameters, 5.0)
+            optimizer.step()
+
+    run(warm)
+    task._encoded(timed)  # encoding is done once per training run, not per epoch: keep it out of the timing
+    started = time.perf_counter()
+    run(timed)
+    seconds = time.perf_counter() - started
+    tokens = sum(len(s) for s in timed)
+    return {"what": "train", "threads": args.threads, "batch": args.batch_size, "sentences": len(timed),
+            "tokens": tokens, "seconds": round(seconds, 3), "sent_per_s": round(len(timed) / seconds, 1),
+            "tok_per_s": round(tokens / seconds, 1), "peak_rss_mb": round(peak_rss_mb(), 1)}
+
+
+def worker_predict(args: argparse.Namespace) -> dict:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from seqtag.data.conll import read_conll
+
+    started = time.perf_counter()
+    import seqtag
+
+    tagger = seqtag.load(args.model)
+    load_seconds = time.perf_counter() - started
+    test = read_conll(Path(args.data) / "test.txt", 0, None)
+    tagger.task.predict(test[:300], args.batch_size)  # warm-up
+    started = time.perf_counter()
+    tagger.task.predict(test, args.batch_size)
+    seconds = time.perf_counter() - started
+    tokens = sum(len(s) for s in test)
+    return {"what": "predict", "threads": args.threads, "batch": args.batch_size, "sentences": len(test),
+            "tokens": tokens, "seconds": round(seconds, 3), "tok_per_s": round(tokens / seconds, 1),
+            "sent_per_s": round(len(test) / seconds, 1), "load_seconds": round(load_seconds, 2),
+            "peak_rss_mb": round(peak_rss_mb(), 1)}
+
+
+def spawn(args: argparse.Namespace, extra: list[str]) -> dict:
+    command = [sys.executable, __file__, "--data", args.data, *extra]
+    for item in args.set or []:
+        command += ["--set", item]
+    env = {**os.environ, "OMP_NUM_THREADS": extra[extra.index("--threads") + 1]}
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        raise SystemExit(f"benchmark worker failed:\n{result.stderr[-3000:]}")
+    line = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")][-1]
+    return json.loads(line[len("RESULT "):])
+
+
+def make_untrained_model(args: argparse.Namespace, folder: Path) -> Path:
+    from seqtag.archive import save_model
+
+    task, _ = _task(args.data, args.set or [])
+    return save_model(task, folder / "untrained.seqtag")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "conll03"), help="CoNLL-03 folder")
+    parser.add_argument("--threads", default="1,2", help="comma-separated thread counts")
+    parser.add_argument("--batch-sizes", default="10,32", help="training batch sizes")
+    parser.add_argument("--predict-batch-size", type=int, default=256)
+    parser.add_argument("--train-sentences", type=int, default=2000)
+    parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--model", help="trained model file for the prediction benchmark")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="recipe override (repeatable)")
+    parser.add_argument("--json", default="bench-results.json", help="where to write the results")
+    parser.add_argument("--skip-train", action="store_true")
+    parser.add_argument("--skip-predict", action="store_true")
+    parser.add_argument("--worker", choices=("train", "predict"), help=argparse.SUPPRESS)
+    parser.add_argument("--batch-size", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.worker:
+        args.threads = int(args.threads)
+        result = worker_train(args) if args.worker == "train" else worker_predict(args)
+        print("RESULT " + json.dumps(result), flush=True)
+        return
+
+    threads = [int(t) for t in args.threads.split(",")]
+    batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    results = []
+    with tempfile.TemporaryDirectory() as folder:
+        if not args.skip_train:
+            for t in threads:
+                for b in batch_sizes:
+                    results.append(spawn(args, ["--worker", "train", "--threads", str(t), "--batch-size", str(b),
+                                                "--train-sentences", str(args.train_sentences), "--warmup", str(args.warmup)]))
+                    print(f"train   threads={t} batch={b:<4} {results[-1]['sent_per_s']:>8.1f} sentences/s", file=sys.stderr)
+        if not args.skip_predict:
+            model = args.model or str(make_untrained_model(args, Path(folder)))
+            for t in threads:
+                results.append(spawn(args, ["--worker", "predict", "--threads", str(t), "--model", model,
+                                            "--batch-size", str(args.predict_batch_size)]))
+                print(f"predict threads={t} batch={args.predict_batch_size:<4} {results[-1]['tok_per_s']:>8.0f} tokens/s", file=sys.stderr)
+    print(f"\nseqtag {_version()} | torch {_torch_version()} | {os.cpu_count()} CPUs | CoNLL-03 ({args.data})")
+    print(f"{'measure':<10}{'threads':>8}{'batch':>7}{'sent/s':>10}{'tokens/s':>11}{'load s':>8}{'peak RSS MB':>13}")
+    for r in results:
+        load = f"{r['load_seconds']:.2f}" if "load_seconds" in r else "-"
+        print(f"{r['what']:<10}{r['threads']:>8}{r['batch']:>7}{r['sent_per_s']:>10.1f}{r['tok_per_s']:>11.0f}{load:>8}{r['peak_rss_mb']:>13.0f}")
+    Path(args.json).write_text(json.dumps({"results": results, "version": _version()}, indent=2) + "\n")
+    print(f"\nwrote {args.json}")
+
+
+def _version() -> str:
+    from seqtag.version import __version__
+
+    return __version__
+
+
+def _torch_version() -> str:
+    import torch
+
+    return torch.__version__
+
+
+if __name__ == "__main__":
+    main()
