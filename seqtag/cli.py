@@ -6,7 +6,6 @@ import argparse
 import json
 import logging
 import sys
-from pathlib import Path
 
 from seqtag.errors import SeqtagError
 
@@ -67,11 +66,11 @@ def _predict(args: argparse.Namespace) -> int:
         print(f"wrote {len(sentences)} sentences to {args.output}", file=sys.stderr)
     else:
         out = sys.stdout
-        for sentence, sentence_tags in zip(sentences, tags):
+        for sentence, sentence_tags in zip(sentences, tags, strict=True):
             if fmt == "tokens":
-                out.write(" ".join(f"{t}/{g}" for t, g in zip(sentence.tokens, sentence_tags)) + "\n")
+                out.write(" ".join(f"{t}/{g}" for t, g in zip(sentence.tokens, sentence_tags, strict=True)) + "\n")
             else:
-                for row, tag in zip(sentence.rows, sentence_tags):
+                for row, tag in zip(sentence.rows, sentence_tags, strict=True):
                     out.write("\t".join([*row, tag]) + "\n")
                 out.write("\n")
     return 0

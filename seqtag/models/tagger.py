@@ -15,6 +15,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from seqtag.modules.char_encoders import CharCNN, CharLSTM
 from seqtag.modules.crf import CRF, PytorchCRF
 from seqtag.modules.embedders import CASINGS, WordEmbedder
+from seqtag.modules.lstm import bilstm
 from seqtag.recipe import TaggerModelConfig
 
 
@@ -130,9 +131,12 @@ class Tagger(nn.Module):
         if self.casing is not None:
             parts.append(self.casing(batch.casing))
         features = self.dropout(torch.cat(parts, dim=-1))
-        packed = pack_padded_sequence(features, batch.lengths, batch_first=True, enforce_sorted=False)
-        encoded, _ = self.encoder(packed)
-        encoded, _ = pad_packed_sequence(encoded, batch_first=True, total_length=words.size(1))
+        if isinstance(self.encoder, nn.LSTM):
+            encoded = bilstm(self.encoder, features, batch.lengths)  # (B, T, 2H)
+        else:
+            packed = pack_padded_sequence(features, batch.lengths, batch_first=True, enforce_sorted=False)
+            encoded, _ = self.encoder(packed)
+            encoded, _ = pad_packed_sequence(encoded, batch_first=True, total_length=words.size(1))
         return self.emissions(self.dropout(encoded))  # (B, T, 2H) -> (B, T, K)
 
     def loss(self, batch: TaggingBatch, reduction: str = "sum") -> torch.Tensor:
