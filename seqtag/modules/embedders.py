@@ -10,9 +10,9 @@ CASINGS = ("pad", "numeric", "mainly_numeric", "all_lower", "all_upper", "initia
 
 def casing(word: str) -> int:
     """Casing class of ``word`` (Reimers & Gurevych 2017), an index into :data:`CASINGS`."""
-    digits = sum(c.isdigit() for c in word)
     if word.isdigit():
         return 1
+    digits = sum(map(str.isdigit, word))
     if digits / max(len(word), 1) > 0.5:
         return 2
     if word.islower():

@@ -7,6 +7,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import torch
@@ -255,28 +256,30 @@ class TaggingTask(Task):
         return [stoi.get(c, unk) for c in form]
 
     def collate(self, items: Sequence[Encoded]) -> TaggingBatch:
-        """Pad encoded sentences into a :class:`TaggingBatch`."""
-        size, steps = len(items), max(len(item) for item in items)
-        words = torch.zeros(size, steps, dtype=torch.long)
-        forms = torch.zeros(size, steps, dtype=torch.long)
-        cases = torch.zeros(size, steps, dtype=torch.long)
-        has_tags = all(item.tags is not None for item in items)
-        tags = torch.zeros(size, steps, dtype=torch.long) if has_tags else None
-        lengths = torch.tensor([len(item) for item in items], dtype=torch.long)
+        """Pad encoded sentences into a :class:`TaggingBatch` (one tensor constructor per field)."""
+        steps = max(len(item) for item in items)
+        lengths = [len(item) for item in items]
         form_ids: dict[str, int] = {}
-        for row, item in enumerate(items):
-            n = len(item)
-            words[row, :n] = torch.tensor(item.words)
-            cases[row, :n] = torch.tensor(item.casing)
-            forms[row, :n] = torch.tensor([form_ids.setdefault(tok, len(form_ids)) for tok in item.tokens])
-            if tags is not None:
-                tags[row, :n] = torch.tensor(item.tags)
+        forms = [[form_ids.setdefault(tok, len(form_ids)) for tok in item.tokens] for item in items]
+
+        def padded(rows: Sequence[Sequence[int]], width: int) -> torch.Tensor:
+            sizes = torch.tensor([len(row) for row in rows])
+            out = torch.zeros(len(rows), width, dtype=torch.long)
+            out[torch.arange(width).unsqueeze(0) < sizes.unsqueeze(1)] = torch.tensor(list(chain.from_iterable(rows)), dtype=torch.long)
+            return out
+
         char_rows = [self._chars(form) for form in form_ids]
-        chars = torch.zeros(len(char_rows), max(map(len, char_rows)), dtype=torch.long)
-        for row, ids in enumerate(char_rows):
-            chars[row, : len(ids)] = torch.tensor(ids)
-        mask = torch.arange(steps).unsqueeze(0) < lengths.unsqueeze(1)
-        return TaggingBatch(words, chars, forms, cases, mask, lengths, tags)
+        has_tags = all(item.tags is not None for item in items)
+        length_tensor = torch.tensor(lengths, dtype=torch.long)
+        return TaggingBatch(
+            words=padded([item.words for item in items], steps),
+            chars=padded(char_rows, max(map(len, char_rows))),
+            forms=padded(forms, steps),
+            casing=padded([item.casing for item in items], steps),
+            mask=torch.arange(steps).unsqueeze(0) < length_tensor.unsqueeze(1),
+            lengths=length_tensor,
+            tags=padded([item.tags for item in items], steps) if has_tags else None,  # type: ignore[misc]
+        )
 
     def batches(
         self,
