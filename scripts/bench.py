@@ -20,6 +20,12 @@ not depend on the weights).
 
 Prints a table and writes the results as JSON (``--json``, default
 ``bench-results.json``).
+
+``--vs-flair`` also runs the flair peer of ``../shared/bench`` (set it up
+first with ``../shared/bench/run_flair.sh setup``) on the same data, the
+two alternating ``--repeats`` times for each measurement, and prints the
+medians and the ratio seqtag / flair. Machines are noisy: only ratios
+measured in one invocation mean anything.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -121,6 +128,54 @@ def spawn(args: argparse.Namespace, extra: list[str]) -> dict:
     return json.loads(line[len("RESULT "):])
 
 
+PEERS = Path(os.environ.get("PEERS", Path.home() / ".cache" / "seqtag-peers"))
+FLAIR_BENCH = ROOT.parent / "shared" / "bench" / "flair_bench.py"
+
+
+def spawn_flair(arguments: list[str], threads: int) -> dict:
+    python = PEERS / "venv-flair" / "bin" / "python"
+    if not python.exists() or not FLAIR_BENCH.exists():
+        raise SystemExit(f"flair peer not set up: run {FLAIR_BENCH.parent / 'run_flair.sh'} setup first")
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "PEERS": str(PEERS),
+           "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([str(python), str(FLAIR_BENCH), *arguments, "--threads", str(threads)],
+                            capture_output=True, text=True, env=env)
+    lines = [json.loads(line[7:]) for line in result.stdout.splitlines() if line.startswith("RESULT ")]
+    measured = [r for r in lines if r.get("what") in ("train", "infer")]
+    if result.returncode != 0 or not measured:
+        raise SystemExit(f"flair worker failed:\n{result.stderr[-3000:]}")
+    return measured[-1]
+
+
+def versus_flair(args: argparse.Namespace, threads: list[int], batch_sizes: list[int], model: str, folder: Path) -> list[dict]:
+    """Alternate seqtag and flair runs of the same measurement; medians and ratios."""
+    rows = []
+    flair_model = folder / "flair.pt"
+    spawn_flair(["train", "--batch", "10", "--n-sent", "100", "--warmup", "10", "--save", str(flair_model)], max(threads))
+    for t in threads:
+        plans = [("train", b) for b in batch_sizes] + [("predict", args.predict_batch_size)]
+        for what, batch in plans:
+            ours, theirs = [], []
+            for _ in range(args.repeats):
+                if what == "train":
+                    ours.append(spawn(args, ["--worker", "train", "--threads", str(t), "--batch-size", str(batch),
+                                             "--train-sentences", str(args.train_sentences), "--warmup", str(args.warmup)])["sent_per_s"])
+                    theirs.append(spawn_flair(["train", "--batch", str(batch), "--n-sent", str(args.train_sentences),
+                                               "--warmup", str(args.warmup)], t)["sent_per_s"])
+                else:
+                    ours.append(spawn(args, ["--worker", "predict", "--threads", str(t), "--model", model,
+                                             "--batch-size", str(batch)])["tok_per_s"])
+                    theirs.append(spawn_flair(["infer", "--model", str(flair_model), "--batches", str(batch)], t)["tok_per_s"])
+            unit = "sent/s" if what == "train" else "tokens/s"
+            row = {"what": what, "threads": t, "batch": batch, "unit": unit, "seqtag": ours, "flair": theirs,
+                   "seqtag_median": statistics.median(ours), "flair_median": statistics.median(theirs)}
+            row["ratio"] = row["seqtag_median"] / row["flair_median"]
+            rows.append(row)
+            print(f"vs flair {what:<8} threads={t} batch={batch:<4} seqtag {row['seqtag_median']:>9.1f}  flair "
+                  f"{row['flair_median']:>9.1f} {unit}  ratio {row['ratio']:.2f}", file=sys.stderr)
+    return rows
+
+
 def make_untrained_model(args: argparse.Namespace, folder: Path) -> Path:
     from seqtag.archive import save_model
 
@@ -139,6 +194,8 @@ def main() -> None:
     parser.add_argument("--model", help="trained model file for the prediction benchmark")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="recipe override (repeatable)")
     parser.add_argument("--json", default="bench-results.json", help="where to write the results")
+    parser.add_argument("--vs-flair", action="store_true", help="also run the flair peer, alternating, and print ratios")
+    parser.add_argument("--repeats", type=int, default=3, help="alternating repetitions per measurement with --vs-flair")
     parser.add_argument("--skip-train", action="store_true")
     parser.add_argument("--skip-predict", action="store_true")
     parser.add_argument("--worker", choices=("train", "predict"), help=argparse.SUPPRESS)
@@ -153,7 +210,8 @@ def main() -> None:
 
     threads = [int(t) for t in args.threads.split(",")]
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
-    results = []
+    results: list[dict] = []
+    versus: list[dict] = []
     with tempfile.TemporaryDirectory() as folder:
         if not args.skip_train:
             for t in threads:
@@ -167,12 +225,20 @@ def main() -> None:
                 results.append(spawn(args, ["--worker", "predict", "--threads", str(t), "--model", model,
                                             "--batch-size", str(args.predict_batch_size)]))
                 print(f"predict threads={t} batch={args.predict_batch_size:<4} {results[-1]['tok_per_s']:>8.0f} tokens/s", file=sys.stderr)
+        if args.vs_flair:
+            model = args.model or str(make_untrained_model(args, Path(folder)))
+            versus = versus_flair(args, threads, batch_sizes, model, Path(folder))
     print(f"\nseqtag {_version()} | torch {_torch_version()} | {os.cpu_count()} CPUs | CoNLL-03 ({args.data})")
     print(f"{'measure':<10}{'threads':>8}{'batch':>7}{'sent/s':>10}{'tokens/s':>11}{'load s':>8}{'peak RSS MB':>13}")
     for r in results:
         load = f"{r['load_seconds']:.2f}" if "load_seconds" in r else "-"
         print(f"{r['what']:<10}{r['threads']:>8}{r['batch']:>7}{r['sent_per_s']:>10.1f}{r['tok_per_s']:>11.0f}{load:>8}{r['peak_rss_mb']:>13.0f}")
-    Path(args.json).write_text(json.dumps({"results": results, "version": _version()}, indent=2) + "\n")
+    if versus:
+        print(f"\nside by side with flair (medians of {args.repeats} alternating runs)")
+        print(f"{'measure':<10}{'threads':>8}{'batch':>7}{'seqtag':>11}{'flair':>11}  {'unit':<9}{'ratio':>6}")
+        for r in versus:
+            print(f"{r['what']:<10}{r['threads']:>8}{r['batch']:>7}{r['seqtag_median']:>11.1f}{r['flair_median']:>11.1f}  {r['unit']:<9}{r['ratio']:>6.2f}")
+    Path(args.json).write_text(json.dumps({"results": results, "vs_flair": versus, "version": _version()}, indent=2) + "\n")
     print(f"\nwrote {args.json}")
 
 

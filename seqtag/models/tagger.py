@@ -156,3 +156,30 @@ class Tagger(nn.Module):
         if self.crf is not None:
             return self.crf.decode(emissions, batch.mask)[0]
         return emissions.argmax(-1)
+
+    def decode_detailed(self, batch: TaggingBatch, n_best: int = 0) -> "Decoded":
+        """Best tags with per-token marginal probabilities, and optionally the ``n_best`` best sequences."""
+        emissions = self(batch)
+        if self.crf is None:
+            if n_best > 1:
+                raise ValueError("n-best lists need a CRF decoder; this model uses softmax")
+            marginals = emissions.softmax(-1)
+            return Decoded(marginals.argmax(-1), marginals)
+        tags, _ = self.crf.decode(emissions, batch.mask)
+        marginals = self.crf.marginals(emissions, batch.mask)  # (B, T, K)
+        if n_best <= 1:
+            return Decoded(tags, marginals)
+        paths, scores = self.crf.nbest(emissions, batch.mask, n_best)  # (B, k, T), (B, k)
+        log_z = self.crf.log_partition(emissions, batch.mask)  # (B,)
+        return Decoded(tags, marginals, paths, (scores - log_z.unsqueeze(1)).exp())
+
+
+@dataclass
+class Decoded:
+    """Decoder output: ``tags`` ``(B, T)``, ``marginals`` ``(B, T, K)``, and for n-best
+    ``paths`` ``(B, k, T)`` with their probabilities ``probabilities`` ``(B, k)``."""
+
+    tags: torch.Tensor
+    marginals: torch.Tensor
+    paths: torch.Tensor | None = None
+    probabilities: torch.Tensor | None = None

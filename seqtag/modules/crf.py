@@ -1,6 +1,7 @@
 """Linear-chain conditional random field.
 
-Log-likelihood by the forward algorithm and Viterbi decoding, both batched:
+Log-likelihood by the forward algorithm, Viterbi and k-best Viterbi decoding
+and tag marginals by forward-backward, all batched:
 the only Python loop runs over time steps, never over sentences. A tag
 scheme's constraints (no ``O -> I-X`` in IOB2, ...) are applied as a large
 negative score on the forbidden start, transition and end scores, in
@@ -28,6 +29,130 @@ def _penalty(allowed: torch.Tensor | None, shape: tuple[int, ...]) -> torch.Tens
     if tuple(allowed.shape) != shape:
         raise ValueError(f"constraint has shape {tuple(allowed.shape)}, expected {shape}")
     return torch.where(allowed.bool(), 0.0, FORBIDDEN)
+
+
+def _check_inputs(num_tags: int, emissions: torch.Tensor, mask: torch.Tensor, tags: torch.Tensor | None = None) -> None:
+    """Raise ValueError unless ``emissions`` is ``(B, T, K)``, ``mask`` (and ``tags``) ``(B, T)``
+    and every sentence has a first token."""
+    if emissions.dim() != 3 or emissions.size(2) != num_tags:
+        raise ValueError(f"emissions must be (batch, time, {num_tags}), got {tuple(emissions.shape)}")
+    if mask.shape != emissions.shape[:2]:
+        raise ValueError(f"mask must be {tuple(emissions.shape[:2])}, got {tuple(mask.shape)}")
+    if tags is not None and tags.shape != emissions.shape[:2]:
+        raise ValueError(f"tags must be {tuple(emissions.shape[:2])}, got {tuple(tags.shape)}")
+    if emissions.size(1) == 0 or not bool(mask[:, 0].all()):
+        raise ValueError("every sequence needs at least one token: mask[:, 0] must be all True")
+
+
+def crf_marginals(
+    emissions: torch.Tensor,
+    mask: torch.Tensor,
+    start: torch.Tensor,
+    transitions: torch.Tensor,
+    end: torch.Tensor,
+) -> torch.Tensor:
+    """Posterior tag marginals ``p(y_t = k | x)`` by forward-backward in log space.
+
+    Args:
+        emissions: ``(B, T, K)`` emission scores.
+        mask: ``(B, T)`` bool, left-aligned, ``mask[:, 0]`` all True.
+        start: ``(K,)`` start scores.
+        transitions: ``(K, K)`` transition scores ``[from, to]``.
+        end: ``(K,)`` end scores.
+
+    Returns:
+        ``(B, T, K)`` marginals: each real position's row sums to 1, padded
+        positions are all zeros.
+    """
+    steps = emissions.size(1)
+    # Forward: alphas[t] (B, K) = log-sum of all prefixes ending in tag k at t,
+    # emission at t included. Padded steps carry the last real alpha along.
+    alpha = start + emissions[:, 0]
+    alphas = [alpha]
+    for t in range(1, steps):
+        # (B, K_from, 1) + (K_from, K_to) -> logsumexp over K_from -> (B, K_to)
+        step = torch.logsumexp(alpha.unsqueeze(2) + transitions, dim=1) + emissions[:, t]
+        alpha = torch.where(mask[:, t].unsqueeze(1), step, alpha)
+        alphas.append(alpha)
+    # Backward: betas[t] (B, K) = log-sum of all suffixes after tag k at t,
+    # end score included. Where t + 1 is padding, t is the sentence's last
+    # token (or padding itself), so the suffix is just the end score.
+    beta = end.expand_as(alpha)
+    betas = [beta]
+    for t in range(steps - 2, -1, -1):
+        # (K_from, K_to) + (B, 1, K_to) -> logsumexp over K_to -> (B, K_from)
+        step = torch.logsumexp(transitions + (emissions[:, t + 1] + beta).unsqueeze(1), dim=2)
+        beta = torch.where(mask[:, t + 1].unsqueeze(1), step, end.expand_as(step))
+        betas.append(beta)
+    betas.reverse()
+    # alpha_t + beta_t sums (in log space) to log Z at every t, so a softmax
+    # over tags normalises each position.
+    log_joint = torch.stack(alphas, dim=1) + torch.stack(betas, dim=1)  # (B, T, K)
+    return torch.softmax(log_joint, dim=2) * mask.unsqueeze(2).to(emissions.dtype)
+
+
+def crf_nbest(
+    emissions: torch.Tensor,
+    mask: torch.Tensor,
+    start: torch.Tensor,
+    transitions: torch.Tensor,
+    end: torch.Tensor,
+    k: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``k`` highest-scoring tag sequences per sentence (k-best Viterbi).
+
+    Keeps the ``k`` best partial paths ending in each tag at every step.
+
+    Args:
+        emissions: ``(B, T, K)`` emission scores.
+        mask: ``(B, T)`` bool, left-aligned, ``mask[:, 0]`` all True.
+        start, transitions, end: ``(K,)``, ``(K, K)`` ``[from, to]`` and ``(K,)`` scores.
+        k: number of paths per sentence, at least 1.
+
+    Returns:
+        ``(tags, scores)``: ``(B, k, T)`` long paths (positions past a
+        sentence's end repeat its last tag) and their ``(B, k)`` scores,
+        sorted in descending order; entry 0 is the Viterbi path. Entries that
+        are not real alternatives get score ``-inf`` and a copy of the best
+        path: surplus entries when the sentence has fewer than ``k`` paths,
+        and paths scoring more than ``|FORBIDDEN| / 2`` below the best, i.e.
+        paths using forbidden transitions the best path avoids.
+    """
+    if k < 1:
+        raise ValueError(f"k must be positive, got {k}")
+    batch, steps, num_tags = emissions.shape
+    # score[b, j, r]: score of the r-th best partial path ending in tag j, (B, K, k).
+    # Only rank 0 exists at t = 0; the others are -inf placeholders.
+    score = emissions.new_full((batch, num_tags, k), float("-inf"))
+    score[:, :, 0] = start + emissions[:, 0]
+    # Flat index (j * k + r) of every state: a padded step points back to itself.
+    identity = torch.arange(num_tags * k, device=emissions.device).view(num_tags, k).expand(batch, num_tags, k)
+    backpointers = []  # each (B, K_to, k): flat index (i * k + r) of the previous state
+    for t in range(1, steps):
+        # (B, K_from, k, 1) + (K_from, 1, K_to) -> (B, K_from * k, K_to)
+        candidates = (score.unsqueeze(3) + transitions.unsqueeze(1)).flatten(1, 2)
+        best, previous = candidates.topk(k, dim=1)  # (B, k, K_to)
+        best, previous = best.transpose(1, 2), previous.transpose(1, 2)  # (B, K_to, k)
+        active = mask[:, t].view(batch, 1, 1)
+        score = torch.where(active, best + emissions[:, t].unsqueeze(2), score)
+        backpointers.append(torch.where(active, previous, identity))
+    final, state = (score + end.unsqueeze(1)).flatten(1).topk(k, dim=1)  # (B, k), flat j * k + r
+    tags = _backtrace(state, backpointers, k)  # (B, k, T)
+    # Drop placeholders and forbidden alternatives (entry 0 is always kept).
+    invalid = final < final[:, :1] + FORBIDDEN / 2  # (B, k)
+    tags = torch.where(invalid.unsqueeze(2), tags[:, :1], tags)
+    return tags, final.masked_fill(invalid, float("-inf"))
+
+
+def _backtrace(state: torch.Tensor, backpointers: list[torch.Tensor], k: int) -> torch.Tensor:
+    """Follow ``backpointers`` (each ``(B, K, k)``) back from the final flat
+    states ``state`` (``(B, k)``, ``tag * k + rank``); returns ``(B, k, T)`` tags."""
+    path = [state // k]
+    for pointers in reversed(backpointers):
+        state = pointers.flatten(1).gather(1, state)  # (B, k)
+        path.append(state // k)
+    path.reverse()
+    return torch.stack(path, dim=2)
 
 
 class CRF(nn.Module):
@@ -71,14 +196,7 @@ class CRF(nn.Module):
         )
 
     def _check(self, emissions: torch.Tensor, mask: torch.Tensor, tags: torch.Tensor | None = None) -> None:
-        if emissions.dim() != 3 or emissions.size(2) != self.num_tags:
-            raise ValueError(f"emissions must be (batch, time, {self.num_tags}), got {tuple(emissions.shape)}")
-        if mask.shape != emissions.shape[:2]:
-            raise ValueError(f"mask must be {tuple(emissions.shape[:2])}, got {tuple(mask.shape)}")
-        if tags is not None and tags.shape != emissions.shape[:2]:
-            raise ValueError(f"tags must be {tuple(emissions.shape[:2])}, got {tuple(tags.shape)}")
-        if emissions.size(1) == 0 or not bool(mask[:, 0].all()):
-            raise ValueError("every sequence needs at least one token: mask[:, 0] must be all True")
+        _check_inputs(self.num_tags, emissions, mask, tags)
 
     def log_partition(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``log Z`` per sentence by the forward algorithm: ``(B,)``."""
@@ -136,6 +254,16 @@ class CRF(nn.Module):
         path.reverse()
         return torch.stack(path, dim=1), best_score
 
+    def marginals(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Posterior tag marginals ``p(y_t = k | x)``: ``(B, T, K)``, zeros on padding."""
+        self._check(emissions, mask)
+        return crf_marginals(emissions, mask, *self.scores())
+
+    def nbest(self, emissions: torch.Tensor, mask: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``k`` best paths ``(B, k, T)`` and their scores ``(B, k)``; see :func:`crf_nbest`."""
+        self._check(emissions, mask)
+        return crf_nbest(emissions, mask, *self.scores(), k)
+
 
 class PytorchCRF(nn.Module):
     """The same interface backed by the pytorch-crf package (``crf.backend: pytorch-crf``).
@@ -182,12 +310,27 @@ class PytorchCRF(nn.Module):
             tags[row, : len(path)] = torch.tensor(path)
             tags[row, len(path) :] = path[-1]
         scores = torch.func.functional_call(self.crf, self._params(), (emissions, tags, mask), {"reduction": "none"})
-        return tags, scores + self.log_partition_of(emissions, mask)
+        return tags, scores + self.log_partition(emissions, mask)
 
-    def log_partition_of(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def log_partition(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``log Z`` per sentence, from pytorch-crf's normaliser: ``(B,)``."""
         params = {f"crf.{name}": value for name, value in self._params().items()}
         return torch.func.functional_call(_Normalizer(self.crf), params, (emissions, mask))
+
+    def _scores(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Constrained ``(start (K,), transitions (K, K), end (K,))`` scores."""
+        params = self._params()
+        return params["start_transitions"], params["transitions"], params["end_transitions"]
+
+    def marginals(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Posterior tag marginals ``p(y_t = k | x)``: ``(B, T, K)``, zeros on padding."""
+        _check_inputs(self.num_tags, emissions, mask)
+        return crf_marginals(emissions, mask, *self._scores())
+
+    def nbest(self, emissions: torch.Tensor, mask: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``k`` best paths ``(B, k, T)`` and their scores ``(B, k)``; see :func:`crf_nbest`."""
+        _check_inputs(self.num_tags, emissions, mask)
+        return crf_nbest(emissions, mask, *self._scores(), k)
 
 
 class _Decoder(nn.Module):
