@@ -147,9 +147,19 @@ class Recipe(Section):
         return candidate
 
 
+class TokenizerSection(Section):
+    """How raw text is split into tokens at prediction time (seqtag.data.text)."""
+
+    split_contractions: bool = Field(True, description="PTB style: don't -> do n't, John's -> John 's")
+    split_hyphens: bool = Field(False, description="Anglo-Dutch -> Anglo - Dutch (CoNLL-03 keeps it whole)")
+    keep_web_tokens: bool = Field(True, description="URLs, e-mail addresses, @mentions and #hashtags stay whole")
+    extra_abbreviations: list[str] = Field(default_factory=list, description="more abbreviations that keep their period")
+
+
 class TaggingRecipe(Recipe):
     task: Literal["tagging"] = "tagging"
     data: ConllDataConfig = ConllDataConfig()
+    tokenizer: TokenizerSection = TokenizerSection()
     embeddings: EmbeddingsConfig = EmbeddingsConfig()
     model: TaggerModelConfig = TaggerModelConfig()
 

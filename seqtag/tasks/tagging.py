@@ -14,6 +14,7 @@ import torch
 
 from seqtag.data.conll import ReadStats, Sentence, read_conll
 from seqtag.data.schemes import allowed_transitions, check_tags, convert_tags, detect_scheme
+from seqtag.data.text import TokenizerConfig
 from seqtag.data.vocab import Vocabulary
 from seqtag.embeddings import PretrainedVectors, load_vectors
 from seqtag.errors import DataError, RecipeError
@@ -27,6 +28,16 @@ log = logging.getLogger(__name__)
 
 MAX_WORD_CHARS = 64  # longer words are encoded from their first and last 32 characters
 _DIGITS = re.compile(r"[0-9]")
+
+
+@dataclass
+class Prediction:
+    """One sentence's prediction: tags in the corpus scheme, the marginal probability of
+    each token's predicted tag, and the n-best tag sequences with their probabilities."""
+
+    tags: list[str]
+    confidences: list[float]
+    n_best: list[tuple[list[str], float]]
 
 
 @dataclass
@@ -84,6 +95,7 @@ class TaggingTask(Task):
         corpus_scheme: str,
         word_dim: int,
         model: Tagger | None = None,
+        tokenizer_config: TokenizerConfig | None = None,
     ) -> None:
         self.recipe = recipe
         self.word_dim = word_dim
@@ -91,6 +103,7 @@ class TaggingTask(Task):
         self.chars = chars
         self.tags = tags
         self.corpus_scheme = corpus_scheme
+        self.tokenizer_config = tokenizer_config or TokenizerConfig.from_json(recipe.tokenizer.model_dump())
         self.train_scheme = "none" if corpus_scheme == "none" else recipe.model.tag_scheme
         if model is None:
             model = Tagger(
@@ -218,6 +231,7 @@ class TaggingTask(Task):
             "chars": self.chars.to_json(),
             "tags": self.tags.to_json(),
             "corpus_scheme": self.corpus_scheme,
+            "tokenizer": self.tokenizer_config.to_json(),
         }
 
     @classmethod
@@ -230,6 +244,7 @@ class TaggingTask(Task):
             Vocabulary.from_json(vocab["tags"]),
             vocab["corpus_scheme"],
             int(vocab["word_dim"]),
+            tokenizer_config=TokenizerConfig.from_json(vocab["tokenizer"]) if "tokenizer" in vocab else None,
         )
         task.model.load_state_dict(tensors, strict=True)
         task.model.eval()
@@ -324,14 +339,34 @@ class TaggingTask(Task):
                 results[i] = best[row][: len(encoded[i])]
         return results
 
+    @torch.inference_mode()
+    def predict_detailed(self, sentences: Sequence[Sentence], batch_size: int = 256, n_best: int = 0) -> list["Prediction"]:
+        """Tags (corpus scheme) with per-token confidences and optional n-best lists, in input order."""
+        self.model.eval()
+        encoded = [self.encode(s, with_tags=False) for s in sentences]
+        results: list[Prediction] = [None] * len(encoded)  # type: ignore[list-item]
+        for order in length_batches([len(e) for e in encoded], batch_size):
+            decoded = self.model.decode_detailed(self.collate([encoded[i] for i in order]), n_best)
+            best = decoded.tags.tolist()
+            chosen = decoded.marginals.gather(2, decoded.tags.unsqueeze(2)).squeeze(2).tolist()  # (B, T)
+            for row, i in enumerate(order):
+                n = len(encoded[i])
+                alternatives = []
+                if decoded.paths is not None and decoded.probabilities is not None:
+                    for path, probability in zip(decoded.paths[row].tolist(), decoded.probabilities[row].tolist(), strict=True):
+                        if probability > 0.0:
+                            alternatives.append((self._to_corpus(path[:n]), probability))
+                results[i] = Prediction(self._to_corpus(best[row][:n]), chosen[row][:n], alternatives)
+        return results
+
+    def _to_corpus(self, indices: Sequence[int]) -> list[str]:
+        itos = self.tags.itos
+        return convert_tags([itos[i] for i in indices], self.train_scheme, self.corpus_scheme)
+
     def predict(self, sentences: Sequence[Sentence], batch_size: int = 256) -> list[list[str]]:
         """Predicted tags in the corpus's scheme, one list per sentence."""
         encoded = [self.encode(s, with_tags=False) for s in sentences]
-        itos = self.tags.itos
-        return [
-            convert_tags([itos[i] for i in indices], self.train_scheme, self.corpus_scheme)
-            for indices in self.predict_indices(encoded, batch_size)
-        ]
+        return [self._to_corpus(indices) for indices in self.predict_indices(encoded, batch_size)]
 
     def evaluate(self, examples: Sequence[Sentence], batch_size: int = 256) -> dict[str, Any]:
         predicted = self.predict(examples, batch_size)

@@ -160,7 +160,7 @@ def test_predictor_api(tmp_path, tiny_recipe):
     assert result.tags == ["B-PER", "I-PER", "O", "B-LOC", "O"]
     assert [(e.text, e.label, e.start_char, e.end_char) for e in result.entities] == [("Anna Berg", "PER", 0, 9), ("Oslo", "LOC", 18, 22)]
     text = "Yesterday  Anna Berg visited Oslo."
-    tagged = tagger.tag(text)
+    (tagged,) = tagger.tag(text)
     assert [text[t.start:t.end] for t in tagged.tokens] == [t.text for t in tagged.tokens]
     assert tagged.tokens[-1].text == "."
     assert sorted(tagger.labels) == ["LOC", "MISC", "ORG", "PER"]
