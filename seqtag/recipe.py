@@ -40,6 +40,9 @@ class TrainingConfig(Section):
     clip_grad_norm: float | None = Field(5.0, gt=0)
     loss_reduction: Literal["sum", "mean"] = "sum"
     threads: int | None = Field(None, ge=1, description="torch threads; default: all cores")
+    average_decay: float | None = Field(
+        None, gt=0, lt=1, description="evaluate and keep an exponential moving average of the weights (e.g. 0.999)"
+    )
     evaluate_test_each_epoch: bool = True
     progress: bool = True
 

@@ -47,6 +47,30 @@ class TrainResult:
     seconds: float = 0.0
 
 
+class WeightAverage:
+    """Exponential moving average of a model's floating-point parameters.
+
+    ``swap()`` exchanges the live weights with the averaged ones, so the
+    averaged model can be evaluated and saved and the live one restored.
+    """
+
+    def __init__(self, model: torch.nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.parameters = [p for p in model.parameters() if p.requires_grad]
+        self.average = [p.detach().clone() for p in self.parameters]
+
+    @torch.no_grad()
+    def update(self) -> None:
+        torch._foreach_lerp_(self.average, [p.detach() for p in self.parameters], 1.0 - self.decay)
+
+    @torch.no_grad()
+    def swap(self) -> None:
+        for live, averaged in zip(self.parameters, self.average, strict=True):
+            scratch = live.detach().clone()
+            live.copy_(averaged)
+            averaged.copy_(scratch)
+
+
 class Trainer:
     """Trains ``task.model`` on the train split, selects the epoch with the best dev score.
 
@@ -67,7 +91,14 @@ class Trainer:
         with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as out:
             out.write(json.dumps(record) + "\n")
 
-    def train_epoch(self, train: list[Any], epoch: int, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> dict[str, float]:
+    def train_epoch(
+        self,
+        train: list[Any],
+        epoch: int,
+        optimizer: torch.optim.Optimizer,
+        generator: torch.Generator,
+        average: WeightAverage | None = None,
+    ) -> dict[str, float]:
         """One pass over ``train``; returns mean loss per example and throughput."""
         from tqdm import tqdm
 
@@ -91,6 +122,8 @@ class Trainer:
             if config.clip_grad_norm is not None:
                 torch.nn.utils.clip_grad_norm_(parameters, config.clip_grad_norm)
             optimizer.step()
+            if average is not None:
+                average.update()
             size = task.batch_size_of(batch)
             total_loss += value if config.loss_reduction == "sum" else value * size
             seen += size
@@ -109,6 +142,7 @@ class Trainer:
             torch.set_num_threads(config.threads)
         generator = seed_everything(self.seed)
         optimizer = make_optimizer(task.model.parameters(), config)
+        average = WeightAverage(task.model, config.average_decay) if config.average_decay else None
         train, dev, test = splits["train"], splits.get("dev"), splits.get("test")
         metric = task.main_metric
         best_score, best_epoch, best_state, best_dev = -math.inf, -1, None, None
@@ -116,7 +150,9 @@ class Trainer:
         started = time.perf_counter()
         log.info(task.describe(splits))
         for epoch in range(config.max_epochs):
-            record: dict[str, Any] = {"epoch": epoch + 1, **self.train_epoch(train, epoch, optimizer, generator)}
+            record: dict[str, Any] = {"epoch": epoch + 1, **self.train_epoch(train, epoch, optimizer, generator, average)}
+            if average is not None:
+                average.swap()  # evaluate (and keep, if best) the averaged weights
             if dev is not None:
                 record["dev"] = task.evaluate(dev, config.eval_batch_size)
             if test is not None and config.evaluate_test_each_epoch:
@@ -127,6 +163,8 @@ class Trainer:
             if improved:
                 best_score, best_epoch, best_dev = score, epoch + 1, record.get("dev")
                 best_state = {k: v.detach().clone() for k, v in task.model.state_dict().items()}
+            if average is not None:
+                average.swap()
             record["best_epoch"] = best_epoch
             self._log_metrics(record)
             history.append(record)
