@@ -1,0 +1,180 @@
+"""CoNLL-style column files: one token per line, a blank line between sentences.
+
+Columns are separated by tabs when a line contains a tab, otherwise by runs
+of spaces. ``-DOCSTART-`` lines are skipped. Every malformed line raises a
+:class:`~seqtag.errors.DataError` naming the file and line number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from seqtag.errors import DataError
+
+DOCSTART = "-DOCSTART-"
+
+
+@dataclass
+class Sentence:
+    """One sentence read from a column file.
+
+    ``rows`` keeps every input column of every token (for writing
+    predictions back next to them); ``tokens`` and ``labels`` are the chosen
+    word and label columns. ``line`` is the 1-based line of the first token.
+    """
+
+    tokens: list[str]
+    labels: list[str] | None = None
+    rows: list[list[str]] = field(default_factory=list)
+    path: str | None = None
+    line: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+
+@dataclass
+class ReadStats:
+    """What a read saw: sentences, tokens, and lines it skipped on purpose."""
+
+    sentences: int = 0
+    tokens: int = 0
+    docstart_lines: int = 0
+
+
+def _split(line: str) -> list[str]:
+    return line.split("\t") if "\t" in line else line.split()
+
+
+def _resolve_column(index: int, width: int, what: str, path: str, line: int) -> int:
+    resolved = index if index >= 0 else width + index
+    if not 0 <= resolved < width:
+        raise DataError(f"the {what} column {index} does not exist: this line has {width} columns", path, line)
+    return resolved
+
+
+def read_conll(
+    path: str | Path,
+    word_column: int = 0,
+    label_column: int | None = -1,
+    stats: ReadStats | None = None,
+) -> list[Sentence]:
+    """Read a column file into sentences.
+
+    Args:
+        path: the file (UTF-8; a BOM and CRLF line ends are accepted).
+        word_column: index of the token column (negative counts from the end).
+        label_column: index of the label column, or ``None`` for unlabelled input.
+        stats: if given, filled with counts of what was read and skipped.
+    """
+    return list(iter_conll(path, word_column, label_column, stats))
+
+
+def iter_conll(
+    path: str | Path,
+    word_column: int = 0,
+    label_column: int | None = -1,
+    stats: ReadStats | None = None,
+) -> Iterator[Sentence]:
+    """Stream the sentences of a column file; see :func:`read_conll`."""
+    path = str(path)
+    stats = stats if stats is not None else ReadStats()
+    try:
+        handle = open(path, "rb")
+    except FileNotFoundError:
+        raise DataError("file not found", path) from None
+    except OSError as error:
+        raise DataError(f"cannot read: {error.strerror}", path) from None
+    width: int | None = None
+    rows: list[list[str]] = []
+    first_line = 0
+    with handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as error:
+                raise DataError(f"not valid UTF-8 (byte {error.start}); re-encode the file as UTF-8", path, number) from None
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                if rows:
+                    yield _sentence(rows, path, first_line, word_column, label_column, stats)
+                    rows = []
+                continue
+            columns = _split(line)
+            if columns[0] == DOCSTART:
+                stats.docstart_lines += 1
+                continue
+            if width is None:
+                width = len(columns)
+                words_at = _resolve_column(word_column, width, "word", path, number)
+                if label_column is not None:
+                    labels_at = _resolve_column(label_column, width, "label", path, number)
+                    if labels_at == words_at:
+                        raise DataError("the word and label columns are the same column", path, number)
+            if len(columns) != width:
+                raise DataError(f"expected {width} columns like the lines before, found {len(columns)}: {line!r}", path, number)
+            if any(not column.strip() for column in columns):
+                raise DataError(f"empty column in {line!r}", path, number)
+            if not rows:
+                first_line = number
+            rows.append(columns)
+    if rows:
+        yield _sentence(rows, path, first_line, word_column, label_column, stats)
+
+
+def _sentence(
+    rows: list[list[str]], path: str, line: int, word_column: int, label_column: int | None, stats: ReadStats
+) -> Sentence:
+    stats.sentences += 1
+    stats.tokens += len(rows)
+    tokens = [row[word_column].strip() for row in rows]
+    labels = None if label_column is None else [row[label_column].strip() for row in rows]
+    return Sentence(tokens=tokens, labels=labels, rows=rows, path=path, line=line)
+
+
+def read_token_lines(path: str | Path) -> list[Sentence]:
+    """Read one pre-tokenised sentence per line (tokens separated by spaces)."""
+    path = str(path)
+    sentences = []
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise DataError(f"cannot read: {error.strerror}", path) from None
+    for number, raw in enumerate(data.splitlines(), start=1):
+        try:
+            line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as error:
+            raise DataError(f"not valid UTF-8 (byte {error.start})", path, number) from None
+        tokens = line.split()
+        if tokens:
+            sentences.append(Sentence(tokens=tokens, rows=[[t] for t in tokens], path=path, line=number))
+    return sentences
+
+
+def looks_like_conll(path: str | Path, sample: int = 200) -> bool:
+    """Whether a file holds one token per line (CoNLL) rather than one sentence per line.
+
+    CoNLL files have blank lines between sentences and the same small number of
+    columns on every line; a sentence-per-line file has no blank lines in
+    between, or lines of varying length.
+    """
+    with open(path, "rb") as handle:
+        lines = [raw.decode("utf-8", "replace").strip() for _, raw in zip(range(sample), handle)]
+    content = [line for line in lines if line and not line.startswith(DOCSTART)]
+    if not content:
+        return True
+    widths = {len(_split(line)) for line in content}
+    has_blank_separators = any(not line for line in lines[1:])
+    return len(widths) == 1 and (has_blank_separators or next(iter(widths)) == 1) and next(iter(widths)) <= 10
+
+
+def write_conll(sentences: Iterable[Sentence], predictions: Iterable[Sequence[str]], path: str | Path) -> None:
+    """Write each sentence's input columns plus a predicted tag column."""
+    with open(path, "w", encoding="utf-8") as out:
+        for sentence, tags in zip(sentences, predictions, strict=True):
+            rows = sentence.rows or [[token] for token in sentence.tokens]
+            for row, tag in zip(rows, tags, strict=True):
+                out.write("\t".join([*row, tag]) + "\n")
+            out.write("\n")
