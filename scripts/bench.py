@@ -106,14 +106,31 @@ def worker_predict(args: argparse.Namespace) -> dict:
     load_seconds = time.perf_counter() - started
     test = read_conll(Path(args.data) / "test.txt", 0, None)
     tagger.task.predict(test[:300], args.batch_size)  # warm-up
-    started = time.perf_counter()
-    tagger.task.predict(test, args.batch_size)
-    seconds = time.perf_counter() - started
     tokens = sum(len(s) for s in test)
+
+    def timed(run) -> float:
+        started = time.perf_counter()
+        run()
+        return time.perf_counter() - started
+
+    # tags only (CLI path), the full API on pre-tokenised sentences (with confidences),
+    # and the full API on raw text (tokenizer + sentence splitter + tagging)
+    seconds = timed(lambda: tagger.task.predict(test, args.batch_size))
+    api_seconds = timed(lambda: tagger.tag_batch([s.tokens for s in test], args.batch_size))
+    raw = [" ".join(s.tokens) for s in test]
+    raw_tokens = 0
+
+    def run_raw() -> None:
+        nonlocal raw_tokens
+        raw_tokens = sum(len(s.tokens) for result in tagger.pipe(raw, batch_size=args.batch_size) for s in result)
+
+    raw_seconds = timed(run_raw)
     return {"what": "predict", "threads": args.threads, "batch": args.batch_size, "sentences": len(test),
             "tokens": tokens, "seconds": round(seconds, 3), "tok_per_s": round(tokens / seconds, 1),
-            "sent_per_s": round(len(test) / seconds, 1), "load_seconds": round(load_seconds, 2),
-            "peak_rss_mb": round(peak_rss_mb(), 1)}
+            "sent_per_s": round(len(test) / seconds, 1), "api_tok_per_s": round(tokens / api_seconds, 1),
+            "raw_tokens": raw_tokens, "raw_tok_per_s": round(raw_tokens / raw_seconds, 1),
+            "raw_vs_api": round((raw_tokens / raw_seconds) / (tokens / api_seconds), 3),
+            "load_seconds": round(load_seconds, 2), "peak_rss_mb": round(peak_rss_mb(), 1)}
 
 
 def spawn(args: argparse.Namespace, extra: list[str]) -> dict:
@@ -233,6 +250,10 @@ def main() -> None:
     for r in results:
         load = f"{r['load_seconds']:.2f}" if "load_seconds" in r else "-"
         print(f"{r['what']:<10}{r['threads']:>8}{r['batch']:>7}{r['sent_per_s']:>10.1f}{r['tok_per_s']:>11.0f}{load:>8}{r['peak_rss_mb']:>13.0f}")
+    for r in results:
+        if r["what"] == "predict":
+            print(f"API, {r['threads']} thread(s): pre-tokenised tag_batch {r['api_tok_per_s']:.0f} tokens/s, raw text pipe "
+                  f"{r['raw_tok_per_s']:.0f} tokens/s ({100 * r['raw_vs_api']:.0f}%)")
     if versus:
         print(f"\nside by side with flair (medians of {args.repeats} alternating runs)")
         print(f"{'measure':<10}{'threads':>8}{'batch':>7}{'seqtag':>11}{'flair':>11}  {'unit':<9}{'ratio':>6}")

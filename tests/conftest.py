@@ -87,3 +87,17 @@ def shared(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"real corpus not present: {path}")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory, tiny_corpus: Path) -> Path:
+    """A model file trained for 8 epochs on the tiny corpus (shared by API, CLI and spaCy tests)."""
+    import copy
+
+    from seqtag.recipe import recipe_from_dict
+    from seqtag.training.run import run
+
+    recipe = copy.deepcopy(TINY_RECIPE)
+    recipe["data"] = {"dir": str(tiny_corpus), "label_column": 1}
+    recipe["training"]["max_epochs"] = 8
+    return run(recipe_from_dict(recipe), tmp_path_factory.mktemp("tiny-model")).model_path

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 from seqtag.errors import DataError
@@ -161,7 +162,7 @@ def looks_like_conll(path: str | Path, sample: int = 200) -> bool:
     between, or lines of varying length.
     """
     with open(path, "rb") as handle:
-        lines = [raw.decode("utf-8", "replace").strip() for _, raw in zip(range(sample), handle)]
+        lines = [raw.decode("utf-8", "replace").strip() for raw in islice(handle, sample)]
     content = [line for line in lines if line and not line.startswith(DOCSTART)]
     if not content:
         return True

@@ -4,7 +4,6 @@ import pytest
 
 from seqtag.data.conll import ReadStats, Sentence, read_conll, read_token_lines, write_conll
 from seqtag.errors import DataError
-
 from tests.conftest import FIXTURES
 
 

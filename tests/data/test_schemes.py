@@ -1,7 +1,6 @@
 import random
 
 import pytest
-import torch
 
 from seqtag.data.schemes import (
     Span,

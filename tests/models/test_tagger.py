@@ -152,10 +152,8 @@ def test_model_file_holds_json_and_safetensors_only(tmp_path, tiny_recipe):
     assert content["metrics"] == {"note": 1} and content["recipe"]["name"] == "tiny"
 
 
-def test_predictor_api(tmp_path, tiny_recipe):
-    recipe = copy.deepcopy(tiny_recipe)
-    recipe["training"]["max_epochs"] = 8
-    tagger = seqtag.load(run(recipe_from_dict(recipe), tmp_path).model_path)
+def test_predictor_api(tiny_model):
+    tagger = seqtag.load(tiny_model)
     result = tagger.tag_tokens(["Anna", "Berg", "visited", "Oslo", "."])
     assert result.tags == ["B-PER", "I-PER", "O", "B-LOC", "O"]
     assert [(e.text, e.label, e.start_char, e.end_char) for e in result.entities] == [("Anna Berg", "PER", 0, 9), ("Oslo", "LOC", 18, 22)]
