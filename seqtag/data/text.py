@@ -14,7 +14,9 @@ Conventions (CoNLL-2003 / Penn Treebank):
   suffixes, ...; see :data:`ABBREVIATIONS`), letter-period acronyms (``U.S.``,
   ``e.g.``, ``D.C.``) and upper-case initials (``J.``);
 * numbers stay whole (``1,000.50``, ``3.5``, ``10:30``, ``1996-08-22``), while
-  ``%`` and currency signs are split off (``$`` ``5``, ``50`` ``%``);
+  ``%`` and currency signs are split off (``$`` ``5``, ``50`` ``%``); as in
+  CoNLL-03, ``+44``, ``.500``, ``US$``/``C$`` and ``S&P``/``AT&T`` stay whole
+  and a minus sign is split off;
 * contractions are split PTB style when :attr:`TokenizerConfig.split_contractions`
   (``do`` ``n't``, ``John`` ``'s``, ``we`` ``'re``);
 * hyphenated words stay whole unless :attr:`TokenizerConfig.split_hyphens`
@@ -23,7 +25,8 @@ Conventions (CoNLL-2003 / Penn Treebank):
 * emoji and other symbols are tokens of their own (one per grapheme cluster,
   so ``👍🏽`` and flags stay whole); letters of any script, with their combining
   marks, stay in words;
-* any whitespace (``str.isspace``) separates tokens and is never part of one.
+* any whitespace (``str.isspace``) separates tokens and is never part of one;
+  control characters and lone surrogates are kept as tokens, never dropped.
 
 Sentences end after ``.``, ``!``, ``?`` or ``...`` (with any closing quotes or
 brackets right after them) that are followed by whitespace and a token starting
