@@ -14,6 +14,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seqtag.modules.char_encoders import CharCNN, CharLSTM
 from seqtag.modules.crf import CRF, PytorchCRF
+from seqtag.modules.dropout import Dropout
 from seqtag.modules.embedders import CASINGS, WordEmbedder
 from seqtag.modules.lstm import bilstm
 from seqtag.recipe import TaggerModelConfig
@@ -101,7 +102,7 @@ class Tagger(nn.Module):
             size += self.chars.output_dim
         self.casing = nn.Embedding(len(CASINGS), config.casing_dim, padding_idx=0) if config.casing_dim else None
         size += config.casing_dim
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
         rnn = nn.LSTM if config.encoder.cell == "lstm" else nn.GRU
         self.encoder = rnn(
             size,

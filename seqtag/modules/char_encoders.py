@@ -12,6 +12,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from seqtag.modules.dropout import Dropout
+
 
 class CharCNN(nn.Module):
     """Character embeddings -> dropout -> 1-D convolution -> max-pool over the word.
@@ -31,18 +33,26 @@ class CharCNN(nn.Module):
         nn.init.uniform_(self.embedding.weight, -bound, bound)
         with torch.no_grad():
             self.embedding.weight[0].zero_()
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.conv = nn.Conv1d(char_dim, filters, kernel_size, padding=kernel_size // 2)
         self.output_dim = filters
 
     def forward(self, chars: torch.Tensor) -> torch.Tensor:
-        """``chars`` ``(U, L)`` long -> ``(U, filters)``."""
-        pad = chars.eq(0).unsqueeze(1)  # (U, 1, L)
-        embedded = self.dropout(self.embedding(chars)).transpose(1, 2)  # (U, char_dim, L)
-        features = self.conv(embedded)  # (U, filters, L')
-        if features.size(2) != chars.size(1):  # even kernel widths add a column
-            features = features[:, :, : chars.size(1)]
-        return features.masked_fill(pad, float("-inf")).max(dim=2).values
+        """``chars`` ``(U, L)`` long -> ``(U, filters)``.
+
+        The convolution runs as one matrix product over all character windows
+        (im2col), with the ``nn.Conv1d``'s own weights: for these small inputs
+        that is several times faster on a CPU than the convolution kernel.
+        """
+        length = chars.size(1)
+        width = self.conv.kernel_size[0]
+        left = self.conv.padding[0]
+        embedded = self.dropout(self.embedding(chars))  # (U, L, char_dim)
+        padded = nn.functional.pad(embedded, (0, 0, left, left))  # (U, L + 2 * left, char_dim)
+        windows = padded.unfold(1, width, 1)[:, :length]  # (U, L, char_dim, width)
+        weight = self.conv.weight.reshape(self.conv.out_channels, -1)  # (filters, char_dim * width)
+        features = nn.functional.linear(windows.reshape(chars.size(0), length, -1), weight, self.conv.bias)  # (U, L, filters)
+        return features.masked_fill(chars.eq(0).unsqueeze(2), float("-inf")).max(dim=1).values
 
 
 class CharLSTM(nn.Module):
