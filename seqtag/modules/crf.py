@@ -155,7 +155,40 @@ def _backtrace(state: torch.Tensor, backpointers: list[torch.Tensor], k: int) ->
     return torch.stack(path, dim=2)
 
 
-class CRF(nn.Module):
+class _ConstrainedCRF(nn.Module):
+    """What both CRF implementations share: the constraint penalties, marginals and n-best."""
+
+    num_tags: int
+
+    def _register_constraints(
+        self, num_tags: int, constraints: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None
+    ) -> None:
+        start, transitions, end = constraints if constraints is not None else (None, None, None)
+        self.register_buffer("start_penalty", _penalty(start, (num_tags,)))
+        self.register_buffer("transition_penalty", _penalty(transitions, (num_tags, num_tags)))
+        self.register_buffer("end_penalty", _penalty(end, (num_tags,)))
+
+    def raw_scores(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Learned ``(start (K,), transitions (K, K), end (K,))`` scores."""
+        raise NotImplementedError
+
+    def scores(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Constrained ``(start (K,), transitions (K, K), end (K,))`` scores."""
+        start, transitions, end = self.raw_scores()
+        return start + self.start_penalty, transitions + self.transition_penalty, end + self.end_penalty
+
+    def marginals(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Posterior tag marginals ``p(y_t = k | x)``: ``(B, T, K)``, zeros on padding."""
+        _check_inputs(self.num_tags, emissions, mask)
+        return crf_marginals(emissions, mask, *self.scores())
+
+    def nbest(self, emissions: torch.Tensor, mask: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``k`` best paths ``(B, k, T)`` and their scores ``(B, k)``; see :func:`crf_nbest`."""
+        _check_inputs(self.num_tags, emissions, mask)
+        return crf_nbest(emissions, mask, *self.scores(), k)
+
+
+class CRF(_ConstrainedCRF):
     """A linear-chain CRF over ``num_tags`` tags.
 
     Args:
@@ -177,23 +210,15 @@ class CRF(nn.Module):
         self.start_transitions = nn.Parameter(torch.empty(num_tags))
         self.transitions = nn.Parameter(torch.empty(num_tags, num_tags))  # [from, to]
         self.end_transitions = nn.Parameter(torch.empty(num_tags))
-        start, transitions, end = constraints if constraints is not None else (None, None, None)
-        self.register_buffer("start_penalty", _penalty(start, (num_tags,)))
-        self.register_buffer("transition_penalty", _penalty(transitions, (num_tags, num_tags)))
-        self.register_buffer("end_penalty", _penalty(end, (num_tags,)))
+        self._register_constraints(num_tags, constraints)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         for parameter in (self.start_transitions, self.transitions, self.end_transitions):
             nn.init.uniform_(parameter, -0.1, 0.1)
 
-    def scores(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Constrained ``(start (K,), transitions (K, K), end (K,))`` scores."""
-        return (
-            self.start_transitions + self.start_penalty,
-            self.transitions + self.transition_penalty,
-            self.end_transitions + self.end_penalty,
-        )
+    def raw_scores(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.start_transitions, self.transitions, self.end_transitions
 
     def _check(self, emissions: torch.Tensor, mask: torch.Tensor, tags: torch.Tensor | None = None) -> None:
         _check_inputs(self.num_tags, emissions, mask, tags)
@@ -254,18 +279,8 @@ class CRF(nn.Module):
         path.reverse()
         return torch.stack(path, dim=1), best_score
 
-    def marginals(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Posterior tag marginals ``p(y_t = k | x)``: ``(B, T, K)``, zeros on padding."""
-        self._check(emissions, mask)
-        return crf_marginals(emissions, mask, *self.scores())
 
-    def nbest(self, emissions: torch.Tensor, mask: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The ``k`` best paths ``(B, k, T)`` and their scores ``(B, k)``; see :func:`crf_nbest`."""
-        self._check(emissions, mask)
-        return crf_nbest(emissions, mask, *self.scores(), k)
-
-
-class PytorchCRF(nn.Module):
+class PytorchCRF(_ConstrainedCRF):
     """The same interface backed by the pytorch-crf package (``crf.backend: pytorch-crf``).
 
     Scheme constraints are applied by passing the penalised scores to
@@ -282,17 +297,14 @@ class PytorchCRF(nn.Module):
 
         self.num_tags = num_tags
         self.crf = _TorchCRF(num_tags, batch_first=True)
-        start, transitions, end = constraints if constraints is not None else (None, None, None)
-        self.register_buffer("start_penalty", _penalty(start, (num_tags,)))
-        self.register_buffer("transition_penalty", _penalty(transitions, (num_tags, num_tags)))
-        self.register_buffer("end_penalty", _penalty(end, (num_tags,)))
+        self._register_constraints(num_tags, constraints)
+
+    def raw_scores(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.crf.start_transitions, self.crf.transitions, self.crf.end_transitions
 
     def _params(self) -> dict[str, torch.Tensor]:
-        return {
-            "start_transitions": self.crf.start_transitions + self.start_penalty,
-            "transitions": self.crf.transitions + self.transition_penalty,
-            "end_transitions": self.crf.end_transitions + self.end_penalty,
-        }
+        """Constrained scores under pytorch-crf's parameter names."""
+        return dict(zip(("start_transitions", "transitions", "end_transitions"), self.scores(), strict=True))
 
     def log_likelihood(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``log p(tags | emissions)`` per sentence: ``(B,)``."""
@@ -316,21 +328,6 @@ class PytorchCRF(nn.Module):
         """``log Z`` per sentence, from pytorch-crf's normaliser: ``(B,)``."""
         params = {f"crf.{name}": value for name, value in self._params().items()}
         return torch.func.functional_call(_Normalizer(self.crf), params, (emissions, mask))
-
-    def _scores(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Constrained ``(start (K,), transitions (K, K), end (K,))`` scores."""
-        params = self._params()
-        return params["start_transitions"], params["transitions"], params["end_transitions"]
-
-    def marginals(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Posterior tag marginals ``p(y_t = k | x)``: ``(B, T, K)``, zeros on padding."""
-        _check_inputs(self.num_tags, emissions, mask)
-        return crf_marginals(emissions, mask, *self._scores())
-
-    def nbest(self, emissions: torch.Tensor, mask: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The ``k`` best paths ``(B, k, T)`` and their scores ``(B, k)``; see :func:`crf_nbest`."""
-        _check_inputs(self.num_tags, emissions, mask)
-        return crf_nbest(emissions, mask, *self._scores(), k)
 
 
 class _Decoder(nn.Module):
