@@ -1,4 +1,6 @@
-"""spaCy pipeline component: ``nlp.add_pipe("seqtag", config={"model": "model.seqtag"})``.
+"""spaCy integration: the ``seqtag`` pipeline component and seqtag's tokenizer for spaCy.
+
+``nlp.add_pipe("seqtag", config={"model": "model.seqtag"})``
 
 Registered through the ``spacy_factories`` entry point, so no import is
 needed once seqtag is installed. The component tags spaCy's own tokens: span
@@ -7,6 +9,12 @@ configured), POS-style models set ``token.tag_``. Per-token confidences are
 in ``token._.seqtag_confidence`` and per-entity ones in
 ``span._.seqtag_confidence``. The model file is copied into the pipeline
 folder by ``nlp.to_disk`` and read back by ``spacy.load``.
+
+spaCy's own tokenizer splits some words that seqtag keeps whole (``AL-AIN``,
+``2-1``). For results identical to ``tagger.tag(text)``, give the pipeline
+seqtag's tokenizer and sentence splitter::
+
+    nlp = spacy.blank("en", config={"nlp": {"tokenizer": {"@tokenizers": "seqtag.Tokenizer.v1"}}})
 """
 
 from __future__ import annotations
@@ -18,10 +26,13 @@ from typing import Any
 
 from spacy.language import Language
 from spacy.tokens import Doc, Span, Token
-from spacy.util import filter_spans
+from spacy.util import filter_spans, registry
+from spacy.vocab import Vocab
 
 from seqtag.data.conll import Sentence
 from seqtag.data.schemes import spans_from_tags
+from seqtag.data.text import Tokenizer as TextTokenizer
+from seqtag.data.text import TokenizerConfig
 from seqtag.errors import SeqtagError
 
 MODEL_FILE = "model.seqtag"
@@ -164,3 +175,78 @@ class SeqtagComponent:
 def make_seqtag(nlp: Language, name: str, model: str, overwrite_ents: bool, batch_size: int) -> SeqtagComponent:
     """Factory of the ``seqtag`` component (see :class:`SeqtagComponent`)."""
     return SeqtagComponent(nlp, name, model or None, overwrite_ents, batch_size)
+
+
+class SeqtagTokenizer:
+    """seqtag's raw-text tokenizer and sentence splitter as a spaCy tokenizer.
+
+    Whitespace between tokens other than one space becomes spaCy whitespace
+    tokens, so ``doc.text`` is the input; sentence starts are set from
+    seqtag's sentence splitter.
+    """
+
+    def __init__(self, vocab: Vocab, config: TokenizerConfig | None = None) -> None:
+        self.vocab = vocab
+        self.tokenizer = TextTokenizer(config)
+
+    def __call__(self, text: str) -> Doc:
+        words: list[str] = []
+        spaces: list[bool] = []
+        starts: list[bool] = []
+        position = 0
+
+        def gap(until: int) -> None:
+            space = text[position:until]
+            if space and words and space[0] == " ":
+                spaces[-1] = True
+                space = space[1:]
+            if space:
+                words.append(space)
+                spaces.append(False)
+                starts.append(False)
+
+        for sentence in self.tokenizer.sentences(text):
+            for index, token in enumerate(sentence):
+                gap(token.start)
+                words.append(token.text)
+                spaces.append(False)
+                starts.append(index == 0)
+                position = token.end
+        gap(len(text))
+        if starts and not starts[0]:  # leading whitespace joins the first sentence
+            if True in starts:
+                starts[starts.index(True)] = False
+            starts[0] = True
+        return Doc(self.vocab, words=words, spaces=spaces, sent_starts=starts if words else None)
+
+    def pipe(self, texts: Iterable[str], batch_size: int = 1000) -> Iterator[Doc]:
+        for text in texts:
+            yield self(text)
+
+    def to_bytes(self, exclude: Iterable[str] = ()) -> bytes:
+        import json
+
+        return json.dumps(self.tokenizer.config.to_json()).encode("utf-8")
+
+    def from_bytes(self, data: bytes, exclude: Iterable[str] = ()) -> "SeqtagTokenizer":
+        import json
+
+        self.tokenizer = TextTokenizer(TokenizerConfig.from_json(json.loads(data.decode("utf-8"))))
+        return self
+
+    def to_disk(self, path: str | Path, exclude: Iterable[str] = ()) -> None:
+        Path(path).write_bytes(self.to_bytes())
+
+    def from_disk(self, path: str | Path, exclude: Iterable[str] = ()) -> "SeqtagTokenizer":
+        return self.from_bytes(Path(path).read_bytes())
+
+
+@registry.tokenizers("seqtag.Tokenizer.v1")
+def create_seqtag_tokenizer(split_contractions: bool = True, split_hyphens: bool = False) -> Any:
+    """spaCy config entry ``{"@tokenizers": "seqtag.Tokenizer.v1"}`` (settings as in recipes)."""
+    config = TokenizerConfig(split_contractions=split_contractions, split_hyphens=split_hyphens)
+
+    def create(nlp: Language) -> SeqtagTokenizer:
+        return SeqtagTokenizer(nlp.vocab, config)
+
+    return create

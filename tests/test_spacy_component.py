@@ -74,3 +74,38 @@ def test_missing_model_is_a_clear_error():
     pipeline.add_pipe("seqtag")
     with pytest.raises(seqtag.SeqtagError, match="has no model"):
         pipeline("Anna Berg")
+
+
+SEQTAG_TOKENIZER = {"nlp": {"tokenizer": {"@tokenizers": "seqtag.Tokenizer.v1"}}}
+TRICKY_TEXTS = [
+    "Anna-Berg visited Oslo.  Tom Dahl flew to Lima on Monday!\n\nThe Acme Group hired Ines Costa.",
+    "  Riga welcomes German fans 🙂 in Café Zürich .\t",
+]
+
+
+@pytest.mark.parametrize("text", TRICKY_TEXTS)
+def test_with_seqtag_tokenizer_entities_equal_the_python_api_exactly(model_path, text):
+    nlp = spacy.blank("en", config=SEQTAG_TOKENIZER)
+    nlp.add_pipe("seqtag", config={"model": str(model_path)})
+    doc = nlp(text)
+    assert doc.text == text
+    tagged = seqtag.load(model_path).tag(text)
+    assert [(e.start_char, e.end_char, e.label_) for e in doc.ents] == [
+        (e.start_char, e.end_char, e.label) for s in tagged for e in s.entities
+    ]
+    assert [[t.text for t in s if not t.is_space] for s in doc.sents] == [[t.text for t in s.tokens] for s in tagged]
+
+
+def test_seqtag_tokenizer_pipeline_survives_spacy_load_in_a_fresh_process(model_path, tmp_path):
+    import subprocess
+    import sys
+
+    nlp = spacy.blank("en", config=SEQTAG_TOKENIZER)
+    nlp.add_pipe("seqtag", config={"model": str(model_path)})
+    nlp.to_disk(tmp_path / "pipeline")
+    script = (
+        "import spacy, sys; nlp = spacy.load(sys.argv[1]); "
+        "print([(e.text, e.label_) for e in nlp('Anna Berg visited Oslo.').ents])"
+    )
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "pipeline")], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == str([(e.text, e.label_) for e in nlp("Anna Berg visited Oslo.").ents])
