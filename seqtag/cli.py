@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
 from seqtag.errors import SeqtagError
 
@@ -38,7 +39,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     word_column = data.word_column if args.word_column is None else args.word_column
     label_column = data.label_column if args.label_column is None else args.label_column
     sentences = read_conll(args.data, word_column, label_column)
-    metrics = tagger.evaluate(sentences, args.batch_size)
+    predicted = tagger.task.predict(sentences, args.batch_size)
+    metrics = tagger.task.score([s.labels or [] for s in sentences], predicted)
+    if args.confusion:
+        from seqtag.evaluation import confusion_table
+
+        Path(args.confusion).write_text(confusion_table([s.labels or [] for s in sentences], predicted), encoding="utf-8")
     if args.json:
         print(json.dumps(metrics, indent=2))
     else:
@@ -128,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--label-column", type=int, help="label column (default: the recipe's)")
     evaluate.add_argument("--batch-size", type=int, default=256)
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    evaluate.add_argument("--confusion", metavar="FILE", help="also write a tag confusion table (TSV: gold rows, predicted columns)")
     evaluate.set_defaults(func=_evaluate)
 
     predict = commands.add_parser("predict", help="tag a file",

@@ -50,6 +50,18 @@ def token_accuracy(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[s
     return 100.0 * correct / max(total, 1)
 
 
+def confusion_table(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> str:
+    """Token-level confusion counts as TSV: one row per gold tag, one column per predicted tag."""
+    from collections import Counter
+
+    counts = Counter((g, p) for gs, ps in zip(gold, predicted, strict=True) for g, p in zip(gs, ps, strict=True))
+    labels = sorted({label for pair in counts for label in pair})
+    lines = ["gold\\predicted\t" + "\t".join(labels)]
+    for g in labels:
+        lines.append(g + "\t" + "\t".join(str(counts.get((g, p), 0)) for p in labels))
+    return "\n".join(lines) + "\n"
+
+
 def format_report(metrics: dict[str, Any]) -> str:
     """A conlleval-like table of the metrics returned by :func:`span_metrics`."""
     if "per_type" not in metrics:

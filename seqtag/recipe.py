@@ -107,8 +107,16 @@ class TaggerModelConfig(Section):
 
 
 class ConllDataConfig(Section):
-    """A CoNLL-style corpus: train / dev / test files in ``dir``."""
+    """A tagging corpus: CoNLL-style files in ``dir``, or a ``datasets`` source (hub, disk, json/csv/parquet)."""
 
+    format: Literal["conll", "json", "csv", "parquet"] = "conll"
+    hub: str | None = Field(None, description="Hugging Face hub dataset name (needs network access)")
+    config: str | None = Field(None, description="hub dataset configuration")
+    revision: str | None = Field(None, description="hub revision, e.g. refs/convert/parquet")
+    disk: str | None = Field(None, description="folder of a dataset saved with save_to_disk")
+    tokens_field: str = "tokens"
+    tags_field: str = "ner_tags"
+    tag_names: list[str] | None = Field(None, description="names of integer tags when the dataset has no ClassLabel")
     dir: str = "."
     train: str = "train.txt"
     dev: str | None = "valid.txt"

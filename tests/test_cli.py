@@ -72,3 +72,13 @@ def test_help_for_every_command():
     for command in ("train", "evaluate", "predict", "info"):
         result = subprocess.run([sys.executable, "-m", "seqtag.cli", command, "--help"], capture_output=True, text=True)
         assert result.returncode == 0 and "usage: seqtag " + command in result.stdout
+
+
+def test_evaluate_writes_a_confusion_table(demo_model, tmp_path, capsys):
+    table = tmp_path / "confusion.tsv"
+    assert main(["evaluate", str(demo_model), str(ROOT / "recipes/demo/test.txt"), "--confusion", str(table)]) == 0
+    rows = [line.split("\t") for line in table.read_text().splitlines()]
+    labels = rows[0][1:]
+    assert "O" in labels and "B-PER" in labels and len(rows) == len(labels) + 1
+    total = sum(int(count) for row in rows[1:] for count in row[1:])
+    assert total == sum(1 for line in (ROOT / "recipes/demo/test.txt").read_text().splitlines() if line)

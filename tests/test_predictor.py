@@ -71,4 +71,13 @@ def test_pipe_keeps_order_and_is_lazy(tagger):
 def test_pipe_matches_tag(tagger):
     texts = ["Tom Dahl flew to Lima on Monday.", "The Acme Group hired Ines Costa. Riga welcomes French fans."]
     piped = list(tagger.pipe(texts, batch_size=1))
-    assert piped == [tagger.tag(text) for text in texts]
+    single = [tagger.tag(text) for text in texts]
+
+    def view(results):
+        return [[([(t.text, t.start, t.end, t.tag) for t in s.tokens], [(e.start_char, e.end_char, e.label) for e in s.entities])
+                 for s in sentences] for sentences in results]
+
+    assert view(piped) == view(single)
+    confidences = [t.confidence for sentences in piped for s in sentences for t in s.tokens]
+    expected = [t.confidence for sentences in single for s in sentences for t in s.tokens]
+    assert confidences == pytest.approx(expected, abs=1e-5)  # batched with padding vs alone: float rounding only

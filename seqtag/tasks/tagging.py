@@ -14,6 +14,7 @@ import torch
 
 from seqtag.data.conll import ReadStats, Sentence, read_conll
 from seqtag.data.schemes import allowed_transitions, check_tags, convert_tags, detect_scheme
+from seqtag.data.sources import read_dataset_splits, uses_datasets
 from seqtag.data.text import TokenizerConfig
 from seqtag.data.vocab import Vocabulary
 from seqtag.embeddings import PretrainedVectors, load_vectors
@@ -152,11 +153,14 @@ class TaggingTask(Task):
 
     @classmethod
     def from_recipe(cls, recipe: TaggingRecipe) -> tuple["TaggingTask", dict[str, list[Sentence]]]:  # type: ignore[override]
-        splits = {}
-        for split in ("train", "dev", "test"):
-            sentences = cls.read_split(recipe, split)
-            if sentences is not None:
-                splits[split] = sentences
+        if uses_datasets(recipe.data):
+            splits = read_dataset_splits(recipe, recipe.data)
+        else:
+            splits = {}
+            for split in ("train", "dev", "test"):
+                sentences = cls.read_split(recipe, split)
+                if sentences is not None:
+                    splits[split] = sentences
         train = splits["train"]
         scheme = recipe.data.scheme
         if scheme == "auto":
@@ -369,8 +373,10 @@ class TaggingTask(Task):
         return [self._to_corpus(indices) for indices in self.predict_indices(encoded, batch_size)]
 
     def evaluate(self, examples: Sequence[Sentence], batch_size: int = 256) -> dict[str, Any]:
-        predicted = self.predict(examples, batch_size)
-        gold = [s.labels or [] for s in examples]
+        return self.score([s.labels or [] for s in examples], self.predict(examples, batch_size))
+
+    def score(self, gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> dict[str, Any]:
+        """Entity P/R/F1 per type (span tasks) or token accuracy (POS-style tags)."""
         if self.is_span_task:
             return span_metrics(gold, predicted, self.corpus_scheme)
         return {"accuracy": token_accuracy(gold, predicted)}
