@@ -16,6 +16,7 @@ never leaves a half-written model behind.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -79,8 +80,6 @@ def save_model(task: Task, path: str | Path, metrics: dict[str, Any] | None = No
         "vocab.json": json.dumps(task.vocab_state(), ensure_ascii=False),
         "metrics.json": json.dumps(metrics or {}, indent=2),
     }
-    import io
-
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
         for name, text in files.items():

@@ -49,8 +49,6 @@ def test_variants_train_and_round_trip(tmp_path, tiny_recipe, variant):
     recipe = copy.deepcopy(tiny_recipe)
     for section, values in variant.items():
         recipe[section] = {**recipe.get(section, {}), **values}
-        if section == "model" and "char" in values:
-            recipe["model"]["char"] = values["char"]
     result = run(recipe_from_dict(recipe), tmp_path)
     assert result.model_path.exists()
     history = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
