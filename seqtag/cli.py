@@ -35,6 +35,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     from seqtag.predictor import load
 
     tagger = load(args.model)
+    if tagger.task.name != "tagging":  # other tasks read their own file format
+        metrics = tagger.evaluate_file(args.data, args.batch_size)
+        print(json.dumps(metrics, indent=2) if args.json else f"{args.data}: {_headline(metrics)}")
+        return 0
     data = tagger.task.recipe.data
     word_column = data.word_column if args.word_column is None else args.word_column
     label_column = data.label_column if args.label_column is None else args.label_column
@@ -58,6 +62,13 @@ def _predict(args: argparse.Namespace) -> int:
     from seqtag.predictor import load
 
     tagger = load(args.model)
+    if tagger.task.name != "tagging":  # other tasks read their own file format
+        if args.output:
+            with open(args.output, "w", encoding="utf-8") as out:
+                tagger.predict_file(args.input, out, args.batch_size)
+        else:
+            tagger.predict_file(args.input, sys.stdout, args.batch_size)
+        return 0
     fmt = args.format
     if fmt == "auto":
         fmt = "conll" if looks_like_conll(args.input) else "tokens"

@@ -156,7 +156,5 @@ def load(path: str | Path) -> SequenceTagger | Any:
 
 
 def predictor_for(task: Task, metrics: dict[str, Any] | None = None) -> Any:
-    """The predictor class that fits ``task``."""
-    if isinstance(task, TaggingTask):
-        return SequenceTagger(task, metrics)
-    raise TypeError(f"no predictor for task {task.name!r}")
+    """The predictor that fits ``task`` (each task names its own)."""
+    return task.make_predictor(metrics)

@@ -28,7 +28,7 @@ class Section(BaseModel):
 class TrainingConfig(Section):
     """How to optimise: the same for every task."""
 
-    optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
+    optimizer: Literal["sgd", "adam", "adamw", "adagrad"] = "sgd"
     lr: float = Field(0.015, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)
     lr_decay: float = Field(0.05, ge=0, description="lr_t = lr / (1 + lr_decay * epoch)")

@@ -62,6 +62,19 @@ class Task(ABC):
     def evaluate(self, examples: Sequence[Any], batch_size: int = 256) -> dict[str, Any]:
         """Metrics on labelled examples; must include ``main_metric``."""
 
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """Optimiser parameter groups. A group may carry ``lr_scale`` (its learning rate is
+        the schedule's times this factor, e.g. a lower rate for fine-tuned embeddings)."""
+        return [{"params": [p for p in self.model.parameters() if p.requires_grad]}]
+
+    def make_predictor(self, metrics: dict[str, Any] | None = None) -> Any:
+        """The user-facing predictor of this task (what :func:`seqtag.load` returns).
+
+        A predictor offers at least ``evaluate_file(path, batch_size) -> metrics`` and
+        ``predict_file(path, out, batch_size)`` for ``seqtag evaluate`` / ``seqtag predict``.
+        """
+        raise TypeError(f"no predictor for task {self.name!r}")
+
     def batch_size_of(self, batch: Any) -> int:
         """Number of examples in ``batch`` (for throughput figures)."""
         return len(batch)

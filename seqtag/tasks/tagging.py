@@ -381,6 +381,11 @@ class TaggingTask(Task):
             return span_metrics(gold, predicted, self.corpus_scheme)
         return {"accuracy": token_accuracy(gold, predicted)}
 
+    def make_predictor(self, metrics: dict[str, Any] | None = None) -> Any:
+        from seqtag.predictor import SequenceTagger
+
+        return SequenceTagger(self, metrics)
+
     def describe(self, splits: dict[str, list[Any]]) -> str:
         text = super().describe(splits)
         return f"{text}; tags {self.corpus_scheme.upper()} -> {self.train_scheme.upper()}"

@@ -105,7 +105,7 @@ class Trainer:
         config, task, model = self.config, self.task, self.task.model
         lr = learning_rate(config, epoch) if config.optimizer == "sgd" else config.lr
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         model.train()
         total_loss, seen, started = 0.0, 0, time.perf_counter()
         parameters = [p for p in model.parameters() if p.requires_grad]
@@ -141,7 +141,7 @@ class Trainer:
         if config.threads:
             torch.set_num_threads(config.threads)
         generator = seed_everything(self.seed)
-        optimizer = make_optimizer(task.model.parameters(), config)
+        optimizer = make_optimizer(task.parameter_groups(), config)
         average = WeightAverage(task.model, config.average_decay) if config.average_decay else None
         train, dev, test = splits["train"], splits.get("dev"), splits.get("test")
         metric = task.main_metric
