@@ -1,0 +1,152 @@
+"""LSTM, TD-LSTM and TC-LSTM target-dependent sentiment classifiers (Tang et al. 2015).
+
+* ``lstm``: one LSTM reads the whole sentence left to right; its last state
+  goes to a softmax layer. The target is ignored (the paper's baseline).
+* ``td-lstm``: a left LSTM reads the sentence from its start through the
+  target, left to right; a right LSTM reads it from its end back through the
+  target, right to left. Their last states are concatenated and classified.
+* ``tc-lstm``: TD-LSTM whose every input word vector is concatenated with the
+  target vector, the mean of the target words' vectors.
+
+When the target occurs several times, the left LSTM stops at the end of the
+last mention and the right LSTM at the start of the first, so both see every
+mention and all of the text between them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from seqtag.models.tagger import init_forget_bias
+from seqtag.modules.dropout import Dropout
+from seqtag.modules.embedders import WordEmbedder
+
+ARCHITECTURES = ("lstm", "td-lstm", "tc-lstm")
+
+
+@dataclass
+class TargetBatch:
+    """Padded tensors of a batch of (sentence, target) examples; index 0 is padding.
+
+    left: ``(B, L)`` word indices the left LSTM reads, in reading order: the sentence
+        start through the (last) target mention; the whole sentence for ``lstm``.
+    left_lengths: ``(B,)`` long (CPU), real lengths of ``left``.
+    right: ``(B, R)`` word indices the right LSTM reads, in reading order: the sentence
+        end back to the (first) target mention, i.e. reversed.
+    right_lengths: ``(B,)`` long (CPU).
+    target: ``(B, M)`` the target's word indices.
+    target_lengths: ``(B,)`` long.
+    labels: ``(B,)`` gold class indices, or None.
+    """
+
+    left: torch.Tensor
+    left_lengths: torch.Tensor
+    right: torch.Tensor
+    right_lengths: torch.Tensor
+    target: torch.Tensor
+    target_lengths: torch.Tensor
+    labels: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return int(self.left.size(0))
+
+
+class TargetLSTM(nn.Module):
+    """The network; sizes come from the vocabularies, the rest from the recipe's ``model`` section.
+
+    Args:
+        architecture: ``lstm``, ``td-lstm`` or ``tc-lstm``.
+        num_trainable_words: rows of the trainable word table (training vocabulary, row 0 padding).
+        num_frozen_words: rows of the frozen table of pretrained-only words.
+        word_dim: word vector size.
+        hidden_size: LSTM state size (each LSTM).
+        num_classes: number of polarity classes.
+        dropout: dropout on the LSTM inputs.
+        output_dropout: dropout on the concatenated final states.
+        init_range: if set, LSTM and softmax weights are drawn from ``U(-init_range, init_range)``
+            and biases set to zero (Tang et al. use 0.003); otherwise PyTorch's initialisation
+            with the forget-gate bias at 1.
+        fine_tune: whether the trainable word table is updated.
+    """
+
+    def __init__(
+        self,
+        architecture: str,
+        num_trainable_words: int,
+        num_frozen_words: int,
+        word_dim: int,
+        hidden_size: int,
+        num_classes: int,
+        dropout: float = 0.0,
+        output_dropout: float = 0.0,
+        init_range: float | None = None,
+        fine_tune: bool = True,
+    ) -> None:
+        super().__init__()
+        if architecture not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
+        self.architecture = architecture
+        bound = (3.0 / word_dim) ** 0.5
+        self.words = WordEmbedder(
+            torch.empty(num_trainable_words, word_dim).uniform_(-bound, bound),
+            torch.zeros(num_frozen_words, word_dim),
+            fine_tune=fine_tune,
+        )
+        input_size = 2 * word_dim if architecture == "tc-lstm" else word_dim
+        self.dropout = Dropout(dropout)
+        self.output_dropout = Dropout(output_dropout)
+        self.left = nn.LSTM(input_size, hidden_size, batch_first=True)
+        self.right = nn.LSTM(input_size, hidden_size, batch_first=True) if architecture != "lstm" else None
+        features = hidden_size if self.right is None else 2 * hidden_size
+        self.output = nn.Linear(features, num_classes)
+        for module in (self.left, self.right, self.output):
+            if module is None:
+                continue
+            if init_range is not None:
+                for name, parameter in module.named_parameters():
+                    with torch.no_grad():
+                        if name.startswith("bias"):
+                            parameter.zero_()
+                        else:
+                            parameter.uniform_(-init_range, init_range)
+            elif isinstance(module, nn.LSTM):
+                init_forget_bias(module)
+
+    def target_vector(self, batch: TargetBatch) -> torch.Tensor:
+        """Mean of the target words' vectors, ``(B, word_dim)``."""
+        vectors = self.words(batch.target)  # (B, M, D); padding rows are zero
+        return vectors.sum(1) / batch.target_lengths.clamp(min=1).unsqueeze(1).to(vectors.dtype)
+
+    def _read(self, lstm: nn.LSTM, words: torch.Tensor, lengths: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+        """Last state of ``lstm`` over ``words`` ``(B, T)`` -> ``(B, H)``."""
+        inputs = self.words(words)  # (B, T, D)
+        if target is not None:
+            inputs = torch.cat([inputs, target.unsqueeze(1).expand(-1, inputs.size(1), -1)], dim=2)  # (B, T, 2D)
+        inputs = self.dropout(inputs)
+        packed = pack_padded_sequence(inputs, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        _, (last, _) = lstm(packed)  # last: (1, B, H), in the batch's original order
+        return last[-1]
+
+    def forward(self, batch: TargetBatch) -> torch.Tensor:
+        """Class scores (logits) ``(B, num_classes)``."""
+        target = self.target_vector(batch) if self.architecture == "tc-lstm" else None
+        features = self._read(self.left, batch.left, batch.left_lengths, target)  # (B, H)
+        if self.right is not None:
+            right = self._read(self.right, batch.right, batch.right_lengths, target)  # (B, H)
+            features = torch.cat([features, right], dim=1)  # (B, 2H)
+        return self.output(self.output_dropout(features))  # (B, C)
+
+    def loss(self, batch: TargetBatch, reduction: str = "sum") -> torch.Tensor:
+        """Cross-entropy of the gold classes."""
+        if batch.labels is None:
+            raise ValueError("the batch has no labels")
+        return nn.functional.cross_entropy(self(batch), batch.labels, reduction=reduction)
+
+    @torch.inference_mode()
+    def probabilities(self, batch: TargetBatch) -> torch.Tensor:
+        """Class probabilities ``(B, num_classes)``."""
+        return torch.softmax(self(batch), dim=1)
