@@ -17,8 +17,10 @@ __all__ = [
 ]
 
 
-def train(recipe: str, overrides: list[str] | None = None, output: str | None = None):  # type: ignore[no-untyped-def]
-    """Train from a recipe file (as ``seqtag train``); returns the :class:`~seqtag.training.trainer.TrainResult`."""
+def train(recipe: str, overrides: list[str] | None = None, output: str | None = None, resume: str | None = None):  # type: ignore[no-untyped-def]
+    """Train from a recipe file (as ``seqtag train``); returns the :class:`~seqtag.training.trainer.TrainResult`.
+
+    ``resume`` names a run folder whose checkpoint the training continues from."""
     from seqtag.training.run import run_recipe
 
-    return run_recipe(recipe, overrides or [], output)
+    return run_recipe(recipe, overrides or [], output, resume)

@@ -14,7 +14,7 @@ from seqtag.errors import SeqtagError
 def _train(args: argparse.Namespace) -> int:
     from seqtag.training.run import run_recipe
 
-    result = run_recipe(args.recipe, args.set or [], args.output)
+    result = run_recipe(args.recipe, args.set or [], args.output, args.resume)
     print(f"model: {result.model_path}")
     if result.best_dev is not None:
         print(f"best epoch {result.best_epoch}: dev {_headline(result.best_dev)}")
@@ -135,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", action="append", metavar="KEY.PATH=VALUE",
                        help="override a recipe value, e.g. --set data.dir=../data/conll03 --set training.max_epochs=5 (repeatable)")
     train.add_argument("--output", "-o", metavar="DIR", help="run folder (default: runs/<recipe name>)")
+    train.add_argument("--resume", metavar="RUN_DIR",
+                       help="continue the run in RUN_DIR from its checkpoint (after a crash, a kill or Ctrl-C)")
     train.set_defaults(func=_train)
 
     evaluate = commands.add_parser("evaluate", help="score a model on a labelled file",
@@ -167,10 +169,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``seqtag`` console script."""
+    from seqtag.training.trainer import TrainingInterrupted
+
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
         return args.func(args)
+    except TrainingInterrupted as error:
+        print(f"seqtag: {error}", file=sys.stderr)
+        return 130
     except SeqtagError as error:
         print(f"seqtag: error: {error}", file=sys.stderr)
         return 2

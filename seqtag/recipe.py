@@ -45,6 +45,10 @@ class TrainingConfig(Section):
     )
     evaluate_test_each_epoch: bool = True
     progress: bool = True
+    checkpoint_every_steps: int | None = Field(None, ge=1, description="also checkpoint every N steps inside an epoch")
+    checkpoint_every_minutes: float | None = Field(
+        5.0, gt=0, description="also checkpoint inside an epoch when this much time has passed since the last one"
+    )
 
 
 class EmbeddingsConfig(Section):

@@ -6,7 +6,10 @@ import json
 import logging
 import math
 import random
+import signal
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,17 @@ from seqtag.archive import save_model
 from seqtag.errors import SeqtagError
 from seqtag.recipe import TrainingConfig
 from seqtag.tasks.base import Task
+from seqtag.training.checkpoint import (
+    CHECKPOINT_NAME,
+    load_checkpoint,
+    optimizer_from_checkpoint,
+    optimizer_to_checkpoint,
+    prefixed,
+    random_states,
+    restore_random_states,
+    save_checkpoint,
+    unprefixed,
+)
 from seqtag.training.optim import learning_rate, make_optimizer
 
 log = logging.getLogger(__name__)
@@ -71,13 +85,41 @@ class WeightAverage:
             averaged.copy_(scratch)
 
 
+class TrainingInterrupted(SeqtagError):
+    """Training was stopped with Ctrl-C after saving a checkpoint."""
+
+
+@dataclass
+class _Progress:
+    """Where a run stands; saved in checkpoints so that a resumed run continues exactly."""
+
+    epoch: int = 0  # epochs completed
+    step: int = 0  # batches completed in the current epoch
+    epoch_loss: float = 0.0
+    epoch_seen: int = 0
+    epoch_seconds: float = 0.0
+    elapsed: float = 0.0  # seconds of training before this process (resumed runs)
+    best_score: float = -math.inf
+    best_epoch: int = -1
+    best_dev: dict[str, Any] | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
 class Trainer:
     """Trains ``task.model`` on the train split, selects the epoch with the best dev score.
+
+    The run folder gets ``metrics.jsonl`` (one record per epoch), ``checkpoint.zip``
+    (written atomically after every epoch, every ``checkpoint_every_steps`` steps and
+    every ``checkpoint_every_minutes``) and finally ``model.seqtag``. A run killed at
+    any moment continues with ``fit(splits, resume=True)`` (``seqtag train --resume``)
+    and ends with the same weights as an uninterrupted one. Ctrl-C finishes the current
+    step, saves a checkpoint and raises :class:`TrainingInterrupted`; a NaN/inf loss
+    raises :class:`TrainingDiverged` and leaves the last good checkpoint in place.
 
     Args:
         task: the task (data encoding, loss, evaluation, model).
         config: the recipe's ``training`` section.
-        run_dir: where ``metrics.jsonl`` and ``model.seqtag`` go.
+        run_dir: where ``metrics.jsonl``, ``checkpoint.zip`` and ``model.seqtag`` go.
         seed: the recipe's seed.
     """
 
@@ -86,6 +128,79 @@ class Trainer:
         self.config = config
         self.run_dir = Path(run_dir)
         self.seed = seed
+        self.checkpoint_path = self.run_dir / CHECKPOINT_NAME
+        self._interrupted = False
+
+    # -- checkpoints -------------------------------------------------------------------
+
+    def _save_checkpoint(
+        self,
+        progress: _Progress,
+        optimizer: torch.optim.Optimizer,
+        generator: torch.Generator,
+        epoch_start_generator: torch.Tensor,
+        best_state: dict[str, torch.Tensor] | None,
+        average: WeightAverage | None,
+        started: float,
+    ) -> None:
+        optimizer_tensors, optimizer_meta = optimizer_to_checkpoint(optimizer)
+        rng_tensors, rng_meta = random_states(generator)
+        tensors = {
+            **prefixed("model.", self.task.model.state_dict()),
+            **prefixed("optimizer.", optimizer_tensors),
+            **prefixed("rng.", rng_tensors),
+            "epoch_start_generator": epoch_start_generator,
+        }
+        if best_state is not None:
+            tensors.update(prefixed("best.", best_state))
+        if average is not None:
+            tensors.update(prefixed("average.", {str(i): t for i, t in enumerate(average.average)}))
+        state = {
+            "progress": {**progress.__dict__, "elapsed": progress.elapsed + time.perf_counter() - started},
+            "optimizer": optimizer_meta,
+            "rng": rng_meta,
+            "seed": self.seed,
+        }
+        if not math.isfinite(state["progress"]["best_score"]):
+            state["progress"]["best_score"] = None
+        save_checkpoint(self.checkpoint_path, tensors, state)
+
+    def _load_checkpoint(
+        self, optimizer: torch.optim.Optimizer, generator: torch.Generator, average: WeightAverage | None
+    ) -> tuple[_Progress, torch.Tensor, dict[str, torch.Tensor] | None]:
+        tensors, state = load_checkpoint(self.checkpoint_path)
+        if state.get("seed") != self.seed:
+            raise SeqtagError(f"{self.checkpoint_path}: written with seed {state.get('seed')}, the recipe says {self.seed}")
+        try:
+            self.task.model.load_state_dict(unprefixed("model.", tensors))
+            optimizer_from_checkpoint(optimizer, unprefixed("optimizer.", tensors), state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as error:
+            raise SeqtagError(
+                f"{self.checkpoint_path}: does not fit this recipe's model ({type(error).__name__}: {error}); "
+                "resume with the recipe the run was started with"
+            ) from None
+        if average is not None:
+            stored = unprefixed("average.", tensors)
+            if len(stored) != len(average.average):
+                raise SeqtagError(f"{self.checkpoint_path}: has no weight average; the run was started without training.average_decay")
+            for i, tensor in enumerate(average.average):
+                tensor.copy_(stored[str(i)])
+        restore_random_states(generator, unprefixed("rng.", tensors), state["rng"])
+        progress = _Progress(**state["progress"])
+        if progress.best_score is None:
+            progress.best_score = -math.inf
+        best_state = unprefixed("best.", tensors) or None
+        return progress, tensors["epoch_start_generator"], best_state
+
+    # -- Ctrl-C --------------------------------------------------------------------------
+
+    def _on_interrupt(self, signum: int, frame: Any) -> None:
+        if self._interrupted:  # second Ctrl-C: stop at once
+            raise KeyboardInterrupt
+        self._interrupted = True
+        log.warning("interrupted: finishing the current step and saving a checkpoint (Ctrl-C again to abort at once)")
+
+    # -- training ------------------------------------------------------------------------
 
     def _log_metrics(self, record: dict[str, Any]) -> None:
         with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as out:
@@ -94,29 +209,45 @@ class Trainer:
     def train_epoch(
         self,
         train: list[Any],
-        epoch: int,
+        progress: _Progress,
         optimizer: torch.optim.Optimizer,
         generator: torch.Generator,
         average: WeightAverage | None = None,
+        checkpoint: Callable[[], None] | None = None,
+        resume_rng: Callable[[], None] | None = None,
     ) -> dict[str, float]:
-        """One pass over ``train``; returns mean loss per example and throughput."""
+        """One pass over ``train`` from batch ``progress.step`` on; returns mean loss per example and throughput.
+
+        ``checkpoint`` is called after steps the config asks to checkpoint at; ``resume_rng``
+        (resumed runs) after skipping the batches done before, to restore the random state.
+        """
         from tqdm import tqdm
 
         config, task, model = self.config, self.task, self.task.model
+        epoch = progress.epoch
         lr = learning_rate(config, epoch) if config.optimizer == "sgd" else config.lr
         for group in optimizer.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)
         model.train()
-        total_loss, seen, started = 0.0, 0, time.perf_counter()
+        started = last_checkpoint = time.perf_counter()
         parameters = [p for p in model.parameters() if p.requires_grad]
-        bar = tqdm(total=len(train), desc=f"epoch {epoch + 1}", unit="sent", disable=not config.progress, leave=False, dynamic_ncols=True)
-        for batch in task.batches(train, config.batch_size, shuffle=True, generator=generator):
+        bar = tqdm(total=len(train), initial=progress.epoch_seen, desc=f"epoch {epoch + 1}", unit="sent",
+                   disable=not config.progress, leave=False, dynamic_ncols=True)
+        every_steps = config.checkpoint_every_steps
+        every_seconds = None if config.checkpoint_every_minutes is None else 60.0 * config.checkpoint_every_minutes
+        batches = task.batches(train, config.batch_size, shuffle=True, generator=generator)
+        for _ in range(progress.step):  # resumed mid-epoch: replay the batch order
+            next(batches)
+        if resume_rng is not None:
+            resume_rng()
+        for batch in batches:
             optimizer.zero_grad(set_to_none=True)
             loss = task.loss(batch, config.loss_reduction)
             value = float(loss.detach())
             if not math.isfinite(value):
                 raise TrainingDiverged(
-                    f"the training loss became {value} in epoch {epoch + 1}; lower training.lr or set training.clip_grad_norm"
+                    f"the training loss became {value} in epoch {epoch + 1}, step {progress.step + 1}; "
+                    "lower training.lr or set training.clip_grad_norm"
                 )
             loss.backward()
             if config.clip_grad_norm is not None:
@@ -125,19 +256,49 @@ class Trainer:
             if average is not None:
                 average.update()
             size = task.batch_size_of(batch)
-            total_loss += value if config.loss_reduction == "sum" else value * size
-            seen += size
+            progress.epoch_loss += value if config.loss_reduction == "sum" else value * size
+            progress.epoch_seen += size
+            progress.step += 1
             bar.update(size)
-            bar.set_postfix(loss=f"{total_loss / seen:.3f}", sent_s=f"{seen / (time.perf_counter() - started):.0f}", refresh=False)
+            now = time.perf_counter()
+            seconds = progress.epoch_seconds + now - started
+            bar.set_postfix(loss=f"{progress.epoch_loss / progress.epoch_seen:.3f}",
+                            sent_s=f"{progress.epoch_seen / seconds:.0f}", refresh=False)
+            due = (every_steps is not None and progress.step % every_steps == 0) or (
+                every_seconds is not None and now - last_checkpoint >= every_seconds)
+            if checkpoint is not None and (due or self._interrupted):
+                progress.epoch_seconds, started = seconds, now
+                checkpoint()
+                last_checkpoint = time.perf_counter()
+                if self._interrupted:
+                    raise TrainingInterrupted(
+                        f"interrupted in epoch {epoch + 1} after step {progress.step}; checkpoint saved to "
+                        f"{self.checkpoint_path}.\nContinue with: seqtag train RECIPE --resume {self.run_dir}"
+                    )
         bar.close()
-        seconds = time.perf_counter() - started
-        return {"lr": lr, "loss": total_loss / max(seen, 1), "train_seconds": seconds, "sentences_per_second": seen / seconds}
+        seconds = progress.epoch_seconds + time.perf_counter() - started
+        return {"lr": lr, "loss": progress.epoch_loss / max(progress.epoch_seen, 1), "train_seconds": seconds,
+                "sentences_per_second": progress.epoch_seen / max(seconds, 1e-9)}
 
-    def fit(self, splits: dict[str, list[Any]]) -> TrainResult:
-        """Train, early-stop on dev, evaluate the best model on test, save ``model.seqtag``."""
+    def fit(self, splits: dict[str, list[Any]], resume: bool = False) -> TrainResult:
+        """Train, early-stop on dev, evaluate the best model on test, save ``model.seqtag``.
+
+        With ``resume``, continue from the run folder's checkpoint.
+        """
+        handler_installed = False
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGINT, self._on_interrupt)
+            handler_installed = True
+        try:
+            return self._fit(splits, resume)
+        finally:
+            if handler_installed:
+                signal.signal(signal.SIGINT, previous)
+
+    def _fit(self, splits: dict[str, list[Any]], resume: bool) -> TrainResult:
         config, task = self.config, self.task
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
+        self._interrupted = False
         if config.threads:
             torch.set_num_threads(config.threads)
         generator = seed_everything(self.seed)
@@ -145,41 +306,89 @@ class Trainer:
         average = WeightAverage(task.model, config.average_decay) if config.average_decay else None
         train, dev, test = splits["train"], splits.get("dev"), splits.get("test")
         metric = task.main_metric
-        best_score, best_epoch, best_state, best_dev = -math.inf, -1, None, None
-        history: list[dict[str, Any]] = []
+        best_state: dict[str, torch.Tensor] | None = None
+        resume_rng = None
+        if resume:
+            progress, epoch_start_generator, best_state = self._load_checkpoint(optimizer, generator, average)
+            if progress.step:  # mid-epoch: replay this epoch's batch order, then restore the random state
+                saved_rng = (torch.get_rng_state(), generator.get_state(), random.getstate(), np.random.get_state())
+                generator.set_state(epoch_start_generator)
+
+                def resume_rng() -> None:
+                    torch.set_rng_state(saved_rng[0])
+                    generator.set_state(saved_rng[1])
+                    random.setstate(saved_rng[2])
+                    np.random.set_state(saved_rng[3])
+            with open(self.run_dir / "metrics.jsonl", "w", encoding="utf-8") as out:
+                out.writelines(json.dumps(record) + "\n" for record in progress.history)
+            log.info("resuming %s after epoch %d, step %d", self.run_dir, progress.epoch, progress.step)
+        else:
+            progress = _Progress()
+            (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
+            epoch_start_generator = generator.get_state()
         started = time.perf_counter()
+
+        def checkpoint() -> None:
+            self._save_checkpoint(progress, optimizer, generator, epoch_start_generator, best_state, average, started)
+
         log.info(task.describe(splits))
-        for epoch in range(config.max_epochs):
-            record: dict[str, Any] = {"epoch": epoch + 1, **self.train_epoch(train, epoch, optimizer, generator, average)}
+        while progress.epoch < config.max_epochs:
+            if config.patience is not None and progress.best_epoch > 0 and progress.epoch - progress.best_epoch >= config.patience:
+                log.info("no better dev %s for %d epochs: stopping", metric, config.patience)
+                break
+            try:
+                trained = self.train_epoch(train, progress, optimizer, generator, average, checkpoint, resume_rng)
+            except TrainingDiverged as error:
+                raise TrainingDiverged(f"{error}. {self._kept(best_state)}") from None
+            resume_rng = None
+            record: dict[str, Any] = {"epoch": progress.epoch + 1, **trained}
             if average is not None:
                 average.swap()  # evaluate (and keep, if best) the averaged weights
             if dev is not None:
                 record["dev"] = task.evaluate(dev, config.eval_batch_size)
             if test is not None and config.evaluate_test_each_epoch:
                 record["test"] = task.evaluate(test, config.eval_batch_size)
-            record["elapsed_seconds"] = time.perf_counter() - started
+            record["elapsed_seconds"] = progress.elapsed + time.perf_counter() - started
             score = record["dev"][metric] if dev is not None else -record["loss"]
-            improved = score > best_score
+            improved = score > progress.best_score
             if improved:
-                best_score, best_epoch, best_dev = score, epoch + 1, record.get("dev")
+                progress.best_score, progress.best_epoch, progress.best_dev = score, progress.epoch + 1, record.get("dev")
                 best_state = {k: v.detach().clone() for k, v in task.model.state_dict().items()}
             if average is not None:
                 average.swap()
-            record["best_epoch"] = best_epoch
+            record["best_epoch"] = progress.best_epoch
             self._log_metrics(record)
-            history.append(record)
+            progress.history.append(record)
             log.info(self._epoch_line(record, metric, improved))
-            if config.patience is not None and epoch + 1 - best_epoch >= config.patience:
-                log.info("no better dev %s for %d epochs: stopping", metric, config.patience)
-                break
+            progress.epoch += 1
+            progress.step, progress.epoch_loss, progress.epoch_seen, progress.epoch_seconds = 0, 0.0, 0, 0.0
+            epoch_start_generator = generator.get_state()
+            checkpoint()
+            if self._interrupted:
+                raise TrainingInterrupted(
+                    f"interrupted after epoch {progress.epoch}; checkpoint saved to {self.checkpoint_path}.\n"
+                    f"Continue with: seqtag train RECIPE --resume {self.run_dir}"
+                )
         if best_state is not None:
             task.model.load_state_dict(best_state)
         final_test = task.evaluate(test, config.eval_batch_size) if test is not None else None
-        result = TrainResult(best_epoch, best_dev, final_test, history, seconds=time.perf_counter() - started)
-        metrics = {"best_epoch": best_epoch, "dev": best_dev, "test": final_test, "epochs": len(history),
-                   "seconds": result.seconds, "history": history}
+        seconds = progress.elapsed + time.perf_counter() - started
+        result = TrainResult(progress.best_epoch, progress.best_dev, final_test, progress.history, seconds=seconds)
+        metrics = {"best_epoch": progress.best_epoch, "dev": progress.best_dev, "test": final_test,
+                   "epochs": len(progress.history), "seconds": seconds, "history": progress.history}
         result.model_path = save_model(task, self.run_dir / "model.seqtag", metrics)
         return result
+
+    def _kept(self, best_state: dict[str, torch.Tensor] | None) -> str:
+        """After a diverged step: what is still on disk for the user."""
+        if not self.checkpoint_path.exists():
+            return "No checkpoint was written before it happened"
+        text = f"The last good checkpoint is kept in {self.checkpoint_path}"
+        if best_state is not None:
+            self.task.model.load_state_dict(best_state)
+            save_model(self.task, self.run_dir / "model.seqtag", {"note": "saved after the training loss diverged"})
+            text += f"; the best model so far is saved as {self.run_dir / 'model.seqtag'}"
+        return text
 
     @staticmethod
     def _epoch_line(record: dict[str, Any], metric: str, improved: bool) -> str:
