@@ -35,6 +35,12 @@ def random_dependency_tree(rng: random.Random, size: int) -> tuple[list[list[int
     return _shuffle(rng, nodes, [rng.randrange(20) for _ in range(size)])
 
 
+def with_some_internal_words(rng: random.Random, tree: tuple[list[list[int]], list[int]]) -> tuple[list[list[int]], list[int]]:
+    """The same tree with a word on some internal nodes: levels that mix nodes with and without input."""
+    children, words = tree
+    return children, [rng.randrange(20) if kids and rng.random() < 0.5 else w for kids, w in zip(children, words, strict=True)]
+
+
 def _shuffle(rng: random.Random, nodes: list[list[int]], words: list[int]) -> tuple[list[list[int]], list[int]]:
     ids = list(range(len(nodes)))
     rng.shuffle(ids)  # node ids need not follow any order
@@ -101,6 +107,7 @@ def test_level_batching_equals_recursion_on_random_trees(cell: type) -> None:
             p.uniform_(-0.8, 0.8)  # large weights so that mistakes show
     vectors = torch.randn(20, 6, dtype=torch.float64)
     trees = [random_binary_tree(rng, rng.randint(1, 12)) for _ in range(12)]
+    trees += [with_some_internal_words(rng, random_binary_tree(rng, rng.randint(2, 12))) for _ in range(12)]
     if cell is ChildSumTreeLSTM:
         trees += [random_dependency_tree(rng, rng.randint(1, 15)) for _ in range(12)]
     batched = batched_states(module, trees, vectors)
