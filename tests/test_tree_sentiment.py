@@ -108,20 +108,26 @@ def test_cli_evaluate_and_predict(trained: Path, treebank: Path, tmp_path: Path,
     assert ["very negative", "negative", "neutral", "positive", "very positive"][int(predicted.labels[0])] == label
 
 
-def test_binary_setting_drops_neutral_roots(treebank: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("neutral_phrases", [True, False])
+def test_binary_setting_drops_neutral_roots(treebank: Path, neutral_phrases: bool) -> None:
     from seqtag.tasks.tree_sentiment import TreeSentimentTask
 
     recipe = recipe_from_dict(recipe_dict(treebank))
     recipe.data.classes = "binary"
+    recipe.data.neutral_phrases = neutral_phrases
     task, splits = TreeSentimentTask.from_recipe(recipe)
     dev = read_trees(treebank / "dev.txt")
     assert len(splits["dev"]) == sum(t.labels[0] != "2" for t in dev) < len(dev)
     batch = next(task.batches(splits["dev"], 1000))
     kept = [label for t in splits["dev"] for label in t.labels]
-    assert int((batch.labels >= 0).sum()) == sum(label != "2" for label in kept)
-    assert set(batch.labels.tolist()) == {-100, 0, 1}
+    expected = {"0": 0, "1": 0, "2": 1, "3": 2, "4": 2} if neutral_phrases else {"0": 0, "1": 0, "2": -100, "3": 1, "4": 1}
+    assert sorted(batch.labels.tolist()) == sorted(expected[label] for label in kept)
+    assert task.model.output.out_features == (3 if neutral_phrases else 2)
     metrics = task.evaluate(splits["dev"])
     assert metrics["trees"] == len(splits["dev"])
+    assert metrics["nodes"] == sum(label != "2" for label in kept)  # neutral phrases are never scored
+    probabilities = task.predict_probabilities([task.encode(t) for t in splits["dev"][:3]])
+    assert all(p.shape[1] == 2 and torch.allclose(p.sum(dim=1), torch.ones(len(p))) for p in probabilities)
 
 
 def test_childsum_cell_and_groups(treebank: Path) -> None:
@@ -167,6 +173,7 @@ def test_recipes_have_the_paper_settings(name: str, classes: str) -> None:
     assert recipe.model.cell == "binary" and recipe.model.memory_size == 150 and recipe.model.dropout == 0.5
     t = recipe.training
     assert (t.optimizer, t.lr, t.weight_decay, t.batch_size) == ("adagrad", 0.05, 1e-4, 25)
+    assert recipe.data.neutral_phrases
     assert recipe.embeddings.pretrained == "glove-6b-50d" and recipe.embeddings.fine_tune and recipe.embeddings.lr_scale < 1
     other = load_recipe(ROOT / "recipes" / name, ["model.cell=childsum"])
     assert other.model.memory_size == 168

@@ -4,7 +4,10 @@ Tai, Socher & Manning (2015), section 4.1: every node of a binarised
 constituency tree carries a sentiment label; the loss is the cross-entropy
 summed over all nodes, the metric the accuracy at the root. ``fine`` uses the
 five SST classes; ``binary`` drops the sentences whose root is neutral and
-maps 0-1 to negative and 3-4 to positive (neutral inner nodes get no loss).
+maps 0-1 to negative and 3-4 to positive. Neutral phrases inside the remaining
+trees are either a third training class (``data.neutral_phrases: true``, as
+the authors' code does; predictions still choose between negative and
+positive) or get no loss.
 """
 
 from __future__ import annotations
@@ -30,14 +33,14 @@ from seqtag.tasks.tagging import WordIndex, length_batches
 log = logging.getLogger(__name__)
 
 SST_LABELS = ("0", "1", "2", "3", "4")
-CLASS_NAMES = {
-    "fine": ["very negative", "negative", "neutral", "positive", "very positive"],
-    "binary": ["negative", "positive"],
-}
-# SST label -> class index of each setting (IGNORE: no loss, not scored)
-CLASS_OF = {
+FINE = ["very negative", "negative", "neutral", "positive", "very positive"]
+BINARY = ["negative", "positive"]
+BINARY_WITH_NEUTRAL = ["negative", "neutral", "positive"]
+# SST label -> model output index of each setting (IGNORE: no loss)
+OUTPUT_OF = {
     "fine": {"0": 0, "1": 1, "2": 2, "3": 3, "4": 4},
     "binary": {"0": 0, "1": 0, "2": IGNORE, "3": 1, "4": 1},
+    "binary+neutral": {"0": 0, "1": 0, "2": 1, "3": 2, "4": 2},
 }
 
 
@@ -50,6 +53,10 @@ class TreeDataConfig(Section):
     test: str | None = "test.txt"
     classes: Literal["fine", "binary"] = Field(
         "fine", description="fine: 5 classes; binary: neutral sentences dropped, 0-1 negative, 3-4 positive"
+    )
+    neutral_phrases: bool = Field(
+        True, description="binary: train neutral phrases as a third class (else they get no loss); "
+        "predictions and scores are negative/positive either way"
     )
 
 
@@ -100,8 +107,14 @@ class TreeSentimentTask(Task):
         self.words = words
         self.word_dim = word_dim
         self.classes = recipe.data.classes
-        self.class_names = CLASS_NAMES[self.classes]
-        self.class_of = CLASS_OF[self.classes]
+        setting = self.classes
+        if setting == "binary" and recipe.data.neutral_phrases:
+            setting = "binary+neutral"
+        self.output_names = {"fine": FINE, "binary": BINARY, "binary+neutral": BINARY_WITH_NEUTRAL}[setting]
+        self.output_of = OUTPUT_OF[setting]
+        # the classes predictions choose from, and the model outputs they are
+        self.class_names = FINE if self.classes == "fine" else BINARY
+        self.decision_columns = [self.output_names.index(name) for name in self.class_names]
         if model is None:
             m = recipe.model
             model = TreeSentimentModel(
@@ -110,7 +123,7 @@ class TreeSentimentTask(Task):
                 words.num_trainable,
                 len(words.vocab) - words.num_trainable,
                 word_dim,
-                len(self.class_names),
+                len(self.output_names),
                 m.dropout,
                 m.input_dropout,
                 recipe.embeddings.fine_tune,
@@ -122,8 +135,7 @@ class TreeSentimentTask(Task):
 
     def keep(self, tree: Tree) -> bool:
         """Whether ``tree`` belongs to the data of this setting (binary: not a neutral root)."""
-        label = tree.labels[tree.root]
-        return label is None or self.class_of.get(label, 0) != IGNORE
+        return self.classes == "fine" or tree.labels[tree.root] != "2"
 
     @classmethod
     def read_split(cls, recipe: TreeSentimentRecipe, split: str) -> list[Tree] | None:
@@ -213,14 +225,15 @@ class TreeSentimentTask(Task):
             "lowercase": self.words.lowercase,
             "word_dim": self.word_dim,
             "classes": self.class_names,
+            "outputs": self.output_names,
         }
 
     @classmethod
     def from_state(cls, recipe: TreeSentimentRecipe, vocab: dict[str, Any], tensors: dict[str, torch.Tensor]) -> "TreeSentimentTask":  # type: ignore[override]
         words = WordIndex(Vocabulary.from_json(vocab["words"]), int(vocab["num_trainable_words"]), bool(vocab["lowercase"]))
         task = cls(recipe, words, int(vocab["word_dim"]))
-        if list(vocab["classes"]) != task.class_names:
-            raise ValueError(f"classes {vocab['classes']} do not match the recipe's {task.class_names}")
+        if list(vocab["classes"]) != task.class_names or list(vocab["outputs"]) != task.output_names:
+            raise ValueError(f"classes {vocab['outputs']} do not match the recipe's {task.output_names}")
         task.model.load_state_dict(tensors, strict=True)
         task.model.eval()
         return task
@@ -248,8 +261,8 @@ class TreeSentimentTask(Task):
             for node, label in enumerate(tree.labels):
                 if label is None:
                     labels.append(IGNORE)
-                elif label in self.class_of:
-                    labels.append(self.class_of[label])
+                elif label in self.output_of:
+                    labels.append(self.output_of[label])
                 else:
                     raise DataError(f"node {node} has label {label!r}, not one of {', '.join(SST_LABELS)}", tree.path, tree.line)
         try:
@@ -286,12 +299,16 @@ class TreeSentimentTask(Task):
 
     @torch.inference_mode()
     def predict_probabilities(self, structures: Sequence[TreeStructure], batch_size: int = 256) -> list[torch.Tensor]:
-        """Class probabilities ``(n_i, C)`` of every node of each tree, nodes in the tree's own order."""
+        """Probabilities ``(n_i, C)`` of the classes in ``class_names`` for every node of each tree,
+        nodes in the tree's own order (a neutral training class is left out and the rest renormalised)."""
         self.model.eval()
         results: list[torch.Tensor] = [None] * len(structures)  # type: ignore[list-item]
         for order in length_batches([len(s) for s in structures], batch_size):
             batch = TreeBatch.build([structures[i] for i in order])
-            probabilities = self.model(batch).softmax(dim=-1)  # (N, C), node-table order
+            probabilities = self.model(batch).softmax(dim=-1)  # (N, outputs), node-table order
+            if len(self.decision_columns) != probabilities.size(1):
+                probabilities = probabilities[:, self.decision_columns]  # (N, C)
+                probabilities = probabilities / probabilities.sum(dim=-1, keepdim=True)
             per_node = probabilities[batch.rows - 1]  # (N, C), input order
             for k, i in enumerate(order):
                 results[i] = per_node[batch.offsets[k] : batch.offsets[k + 1]]
@@ -304,9 +321,13 @@ class TreeSentimentTask(Task):
             raise DataError("no trees to evaluate in this setting")
         probabilities = self.predict_probabilities(structures, batch_size)
         root_right = node_right = nodes = 0
+        # model output index -> class index (a neutral training class is not scored)
+        to_class = torch.full((len(self.output_names) + 1,), IGNORE, dtype=torch.long)  # last entry: IGNORE
+        to_class[self.decision_columns] = torch.arange(len(self.class_names))
         for structure, probs in zip(structures, probabilities, strict=True):
             predicted = probs.argmax(dim=-1)
-            gold = torch.from_numpy(structure.labels)
+            outputs = torch.from_numpy(structure.labels)
+            gold = to_class[torch.where(outputs == IGNORE, len(self.output_names), outputs)]
             labelled = gold != IGNORE
             node_right += int((predicted[labelled] == gold[labelled]).sum())
             nodes += int(labelled.sum())
