@@ -27,6 +27,10 @@ class DataError(SeqtagError):
         self.message = message
 
 
+class SchemeError(SeqtagError, ValueError):
+    """A tag that does not belong to its tag scheme, or an impossible scheme conversion."""
+
+
 class RecipeError(SeqtagError):
     """An invalid recipe: unknown keys, wrong types, missing files."""
 

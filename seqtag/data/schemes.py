@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from seqtag.errors import DataError
+from seqtag.errors import DataError, SchemeError
 
 SCHEMES = ("iob1", "iob2", "iobes", "bilou", "none")
 OUTSIDE = "O"
@@ -54,26 +54,34 @@ def normalize_scheme(name: str) -> str:
     aliases = {"bioes": "iobes", "bio": "iob2", "iob": "iob2", "bilou": "bilou", "biolu": "bilou", "bmes": "iobes"}
     key = aliases.get(key, key)
     if key not in SCHEMES:
-        raise ValueError(f"unknown tag scheme {name!r}; choose one of {', '.join(SCHEMES)}")
+        raise SchemeError(f"unknown tag scheme {name!r}; choose one of {', '.join(SCHEMES)}")
     return key
+
+
+def _known(scheme: str) -> str:
+    return scheme if scheme in SCHEMES else normalize_scheme(scheme)
 
 
 def split_tag(tag: str, scheme: str) -> tuple[str, str]:
     """Split ``tag`` into ``(role, type)``; ``O`` gives ``("O", "")``.
 
-    Raises ValueError when the tag does not belong to ``scheme``.
+    Raises :class:`~seqtag.errors.SchemeError` (a ValueError) when the tag does not belong to ``scheme``.
     """
     if tag == OUTSIDE:
         return OUTSIDE, ""
+    scheme = _known(scheme)
+    if scheme == "none":
+        raise SchemeError(f"tag {tag!r}: the 'none' scheme has no span roles")
     prefix, sep, label = tag.partition("-")
     role = _ROLES[scheme].get(prefix) if sep and label else None
     if role is None:
-        raise ValueError(f"tag {tag!r} is not valid in the {scheme.upper()} scheme")
+        raise SchemeError(f"tag {tag!r} is not valid in the {scheme.upper()} scheme")
     return role, label
 
 
 def spans_from_tags(tags: Sequence[str], scheme: str) -> list[Span]:
     """Extract the labelled spans that ``tags`` encode in ``scheme``."""
+    scheme = _known(scheme)
     if scheme == "none":
         return []
     spans: list[Span] = []
@@ -99,12 +107,15 @@ def spans_from_tags(tags: Sequence[str], scheme: str) -> list[Span]:
 
 def tags_from_spans(spans: Iterable[Span], length: int, scheme: str) -> list[str]:
     """Encode non-overlapping ``spans`` over ``length`` tokens in ``scheme``."""
+    scheme = _known(scheme)
     if scheme == "none":
-        raise ValueError("the 'none' scheme has no spans to encode")
+        raise SchemeError("the 'none' scheme has no spans to encode")
     tags = [OUTSIDE] * length
     prefix = _PREFIX[scheme]
     previous_end, previous_label = -1, None
     for span in sorted(spans):
+        if not 0 <= span.start < span.end <= length or span.start < previous_end:
+            raise SchemeError(f"span {span} is empty, overlaps the previous one or lies outside {length} tokens")
         size = span.end - span.start
         if scheme == "iob1":
             adjacent = previous_end == span.start and previous_label == span.label
@@ -123,9 +134,10 @@ def tags_from_spans(spans: Iterable[Span], length: int, scheme: str) -> list[str
 
 def convert_tags(tags: Sequence[str], source: str, target: str) -> list[str]:
     """Re-encode ``tags`` from scheme ``source`` into scheme ``target``."""
+    source, target = _known(source), _known(target)
     if source == target or "none" in (source, target):
         if source != target:
-            raise ValueError(f"cannot convert between {source!r} and {target!r}")
+            raise SchemeError(f"cannot convert between {source!r} and {target!r}")
         return list(tags)
     return tags_from_spans(spans_from_tags(tags, source), len(tags), target)
 

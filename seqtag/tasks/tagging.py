@@ -13,7 +13,14 @@ from typing import Any
 import torch
 
 from seqtag.data.conll import ReadStats, Sentence, read_conll
-from seqtag.data.schemes import allowed_transitions, check_tags, convert_tags, detect_scheme
+from seqtag.data.schemes import (
+    allowed_transitions,
+    check_tags,
+    convert_tags,
+    detect_scheme,
+    spans_from_tags,
+    tags_from_spans,
+)
 from seqtag.data.sources import read_dataset_splits, uses_datasets
 from seqtag.data.text import TokenizerConfig
 from seqtag.data.vocab import Vocabulary
@@ -28,6 +35,8 @@ from seqtag.tasks.base import Task, register_task
 log = logging.getLogger(__name__)
 
 MAX_WORD_CHARS = 64  # longer words are encoded from their first and last 32 characters
+WINDOW = 250  # at prediction, longer sentences are tagged in overlapping windows of this many tokens
+CONTEXT = 25  # tokens of context on each side of a window's kept middle part
 _DIGITS = re.compile(r"[0-9]")
 
 
@@ -272,7 +281,7 @@ class TaggingTask(Task):
             half = MAX_WORD_CHARS // 2
             form = form[:half] + form[-half:]
         stoi, unk = self.chars.stoi, self.chars.unk_index
-        return [stoi.get(c, unk) for c in form]
+        return [stoi.get(c, unk) for c in form] or [unk]  # an empty token still gets one (unknown) character
 
     def collate(self, items: Sequence[Encoded]) -> TaggingBatch:
         """Pad encoded sentences into a :class:`TaggingBatch` (one tensor constructor per field)."""
@@ -331,46 +340,89 @@ class TaggingTask(Task):
 
     # -------------------------------------------------------------- prediction
 
+    @staticmethod
+    def _pieces(encoded: Sequence[Encoded]) -> tuple[list[Encoded], list[list[tuple[int, int, int]]]]:
+        """Cut sentences longer than ``WINDOW`` into overlapping windows, so memory stays bounded.
+
+        Returns the pieces and, per sentence, ``(piece index, keep from, keep to)`` triples:
+        the tokens ``[keep from, keep to)`` of each piece, concatenated, are the sentence.
+        Each kept part has ``CONTEXT`` tokens of context on both sides (except at the ends).
+        """
+        pieces: list[Encoded] = []
+        plans: list[list[tuple[int, int, int]]] = []
+        core = WINDOW - 2 * CONTEXT
+        for item in encoded:
+            n = len(item)
+            if n == 0:  # nothing to tag
+                plans.append([])
+                continue
+            if n <= WINDOW:
+                plans.append([(len(pieces), 0, n)])
+                pieces.append(item)
+                continue
+            plan = []
+            for core_start in range(0, n, core):
+                core_end = min(n, core_start + core)
+                start, end = max(0, core_start - CONTEXT), min(n, core_end + CONTEXT)
+                plan.append((len(pieces), core_start - start, core_end - start))
+                pieces.append(Encoded(item.tokens[start:end], item.words[start:end], item.casing[start:end], None))
+            plans.append(plan)
+        return pieces, plans
+
     @torch.inference_mode()
     def predict_indices(self, encoded: Sequence[Encoded], batch_size: int = 256) -> list[list[int]]:
         """Tag indices (training scheme) for each encoded sentence, in input order."""
         self.model.eval()
-        results: list[list[int]] = [[] for _ in encoded]
-        for order in length_batches([len(e) for e in encoded], batch_size):
-            batch = self.collate([encoded[i] for i in order])
+        pieces, plans = self._pieces(encoded)
+        results: list[list[int]] = [[] for _ in pieces]
+        for order in length_batches([len(e) for e in pieces], batch_size):
+            batch = self.collate([pieces[i] for i in order])
             best = self.model.decode(batch).tolist()
             for row, i in enumerate(order):
-                results[i] = best[row][: len(encoded[i])]
-        return results
+                results[i] = best[row][: len(pieces[i])]
+        return [[tag for piece, keep_from, keep_to in plan for tag in results[piece][keep_from:keep_to]] for plan in plans]
 
     @torch.inference_mode()
     def predict_detailed(self, sentences: Sequence[Sentence], batch_size: int = 256, n_best: int = 0) -> list["Prediction"]:
-        """Tags (corpus scheme) with per-token confidences and optional n-best lists, in input order."""
+        """Tags (corpus scheme) with per-token confidences and optional n-best lists, in input order.
+
+        Sentences longer than ``WINDOW`` tokens are tagged in windows and stitched; they get
+        no n-best list (the alternatives of separate windows do not combine into sentence paths).
+        """
         self.model.eval()
-        encoded = [self.encode(s, with_tags=False) for s in sentences]
-        results: list[Prediction] = [None] * len(encoded)  # type: ignore[list-item]
-        for order in length_batches([len(e) for e in encoded], batch_size):
-            decoded = self.model.decode_detailed(self.collate([encoded[i] for i in order]), n_best)
+        pieces, plans = self._pieces([self.encode(s, with_tags=False) for s in sentences])
+        tagged: list[tuple[list[int], list[float], list[tuple[list[str], float]]]] = [None] * len(pieces)  # type: ignore[list-item]
+        for order in length_batches([len(e) for e in pieces], batch_size):
+            decoded = self.model.decode_detailed(self.collate([pieces[i] for i in order]), n_best)
             best = decoded.tags.tolist()
             chosen = decoded.marginals.gather(2, decoded.tags.unsqueeze(2)).squeeze(2).tolist()  # (B, T)
             for row, i in enumerate(order):
-                n = len(encoded[i])
+                n = len(pieces[i])
                 alternatives = []
                 if decoded.paths is not None and decoded.probabilities is not None:
                     for path, probability in zip(decoded.paths[row].tolist(), decoded.probabilities[row].tolist(), strict=True):
                         if probability > 0.0:
                             alternatives.append((self._to_corpus(path[:n]), probability))
-                results[i] = Prediction(self._to_corpus(best[row][:n]), chosen[row][:n], alternatives)
+                tagged[i] = (best[row][:n], chosen[row][:n], alternatives)
+        results = []
+        for plan in plans:
+            tags = [tag for piece, a, b in plan for tag in tagged[piece][0][a:b]]
+            confidences = [c for piece, a, b in plan for c in tagged[piece][1][a:b]]
+            alternatives = tagged[plan[0][0]][2] if len(plan) == 1 else [([], 1.0)] if not plan else []
+            results.append(Prediction(self._to_corpus(tags, stitched=len(plan) > 1), confidences, alternatives))
         return results
 
-    def _to_corpus(self, indices: Sequence[int]) -> list[str]:
+    def _to_corpus(self, indices: Sequence[int], stitched: bool = False) -> list[str]:
         itos = self.tags.itos
-        return convert_tags([itos[i] for i in indices], self.train_scheme, self.corpus_scheme)
+        tags = convert_tags([itos[i] for i in indices], self.train_scheme, self.corpus_scheme)
+        if stitched and self.is_span_task:  # windows may disagree at a seam: re-encode the spans validly
+            tags = tags_from_spans(spans_from_tags(tags, self.corpus_scheme), len(tags), self.corpus_scheme)
+        return tags
 
     def predict(self, sentences: Sequence[Sentence], batch_size: int = 256) -> list[list[str]]:
         """Predicted tags in the corpus's scheme, one list per sentence."""
         encoded = [self.encode(s, with_tags=False) for s in sentences]
-        return [self._to_corpus(indices) for indices in self.predict_indices(encoded, batch_size)]
+        return [self._to_corpus(indices, stitched=len(indices) > WINDOW) for indices in self.predict_indices(encoded, batch_size)]
 
     def evaluate(self, examples: Sequence[Sentence], batch_size: int = 256) -> dict[str, Any]:
         return self.score([s.labels or [] for s in examples], self.predict(examples, batch_size))
