@@ -110,7 +110,10 @@ def _lines(path: str) -> Iterator[tuple[int, str]]:
         raise DataError("file not found", path) from None
     except OSError as error:
         raise DataError(f"cannot read: {error.strerror}", path) from None
-    for number, raw in enumerate(data.split(b"\n"), start=1):
+    pieces = data.split(b"\n")
+    if pieces and not pieces[-1]:
+        pieces.pop()  # the newline ending the last line
+    for number, raw in enumerate(pieces, start=1):
         try:
             line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
         except UnicodeDecodeError as error:

@@ -26,6 +26,7 @@ from seqtag.modules.dropout import Dropout
 from seqtag.modules.embedders import WordEmbedder
 
 ARCHITECTURES = ("lstm", "td-lstm", "tc-lstm")
+UNK_INDEX = 1  # row of <unk> in the word vocabulary (0 is padding)
 
 
 @dataclass
@@ -71,6 +72,7 @@ class TargetLSTM(nn.Module):
             and biases set to zero (Tang et al. use 0.003); otherwise PyTorch's initialisation
             with the forget-gate bias at 1.
         fine_tune: whether the trainable word table is updated.
+        word_dropout: probability of reading a word as ``<unk>`` during training.
     """
 
     def __init__(
@@ -85,11 +87,13 @@ class TargetLSTM(nn.Module):
         output_dropout: float = 0.0,
         init_range: float | None = None,
         fine_tune: bool = True,
+        word_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         if architecture not in ARCHITECTURES:
             raise ValueError(f"unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
         self.architecture = architecture
+        self.word_dropout = word_dropout
         bound = (3.0 / word_dim) ** 0.5
         self.words = WordEmbedder(
             torch.empty(num_trainable_words, word_dim).uniform_(-bound, bound),
@@ -118,11 +122,17 @@ class TargetLSTM(nn.Module):
 
     def target_vector(self, batch: TargetBatch) -> torch.Tensor:
         """Mean of the target words' vectors, ``(B, word_dim)``."""
-        vectors = self.words(batch.target)  # (B, M, D); padding rows are zero
-        return vectors.sum(1) / batch.target_lengths.clamp(min=1).unsqueeze(1).to(vectors.dtype)
+        vectors = self.words(batch.target)  # (B, M, D)
+        lengths = batch.target_lengths.to(vectors.device)
+        mask = torch.arange(vectors.size(1), device=vectors.device).unsqueeze(0) < lengths.unsqueeze(1)  # (B, M)
+        total = (vectors * mask.unsqueeze(2).to(vectors.dtype)).sum(1)  # (B, D)
+        return total / lengths.clamp(min=1).unsqueeze(1).to(vectors.dtype)
 
     def _read(self, lstm: nn.LSTM, words: torch.Tensor, lengths: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
         """Last state of ``lstm`` over ``words`` ``(B, T)`` -> ``(B, H)``."""
+        if self.training and self.word_dropout > 0:
+            drop = (torch.rand(words.shape, device=words.device) < self.word_dropout) & (words != 0)
+            words = words.masked_fill(drop, UNK_INDEX)
         inputs = self.words(words)  # (B, T, D)
         if target is not None:
             inputs = torch.cat([inputs, target.unsqueeze(1).expand(-1, inputs.size(1), -1)], dim=2)  # (B, T, 2D)

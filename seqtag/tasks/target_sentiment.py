@@ -53,6 +53,7 @@ class TargetModelConfig(Section):
         None, gt=0, description="uniform init U(-r, r) of LSTM and softmax weights (Tang et al.: 0.003); default PyTorch's"
     )
     word_lr_scale: float = Field(1.0, gt=0, description="learning-rate factor of the fine-tuned word vectors")
+    word_dropout: float = Field(0.0, ge=0, lt=1, description="probability of reading a word as <unk> during training")
 
 
 class TargetSentimentRecipe(Recipe):
@@ -137,6 +138,7 @@ class TargetSentimentTask(Task):
                 output_dropout=config.output_dropout,
                 init_range=config.init_range,
                 fine_tune=recipe.embeddings.fine_tune,
+                word_dropout=config.word_dropout,
             )
         self.model = model
 
@@ -220,6 +222,7 @@ class TargetSentimentTask(Task):
                     rows = [vectors.index[w] for w in vocab.itos[num_trainable:]]
                     embedder.frozen.copy_(torch.from_numpy(vectors.vectors[rows]))
             embedder.embedding.weight[0].zero_()
+            embedder.embedding.weight[1].zero_()  # <unk>: no information until word dropout trains it
         log.info(
             "vocabulary: %d training words (%d with pretrained vectors), %d pretrained-only words; model %s",
             num_trainable - 2, found, len(vocab) - num_trainable, recipe.model.architecture,
