@@ -64,6 +64,20 @@ class EmbeddingsConfig(Section):
     )
     limit: int | None = Field(None, ge=1, description="read only the first N pretrained vectors")
 
+    def problems(self, recipe: "Recipe") -> list[str]:
+        """Missing vector files and settings that cannot work together."""
+        found = []
+        if self.pretrained is None:
+            if self.dim is None:
+                found.append("embeddings.dim: needed when embeddings.pretrained is not set")
+            if not self.fine_tune:
+                found.append("embeddings.fine_tune: random vectors that are never trained carry no information")
+        elif self.pretrained not in ("glove-6b-50d",):
+            path = recipe.resolve_path(self.pretrained)
+            if path is None or not path.is_file():
+                found.append(f"embeddings.pretrained: no file {self.pretrained} (or use glove-6b-50d)")
+        return found
+
 
 class CharConfig(Section):
     """Character encoder of each word."""
@@ -145,6 +159,11 @@ class Recipe(Section):
     # Where the recipe file lives: relative data paths may resolve against it.
     source: str | None = Field(None, exclude=True)
 
+    def problems(self) -> list[str]:
+        """What would stop this recipe before any work starts: missing files, impossible
+        combinations. Tasks extend it; each entry is ``"key.path: what is wrong"``."""
+        return []
+
     def resolve_path(self, path: str | None, expect: str | None = None) -> Path | None:
         """Resolve a relative path against the working directory, else against the recipe's folder.
 
@@ -177,6 +196,28 @@ class TaggingRecipe(Recipe):
     tokenizer: TokenizerSection = TokenizerSection()
     embeddings: EmbeddingsConfig = EmbeddingsConfig()
     model: TaggerModelConfig = TaggerModelConfig()
+
+    def problems(self) -> list[str]:
+        found = super().problems()
+        data = self.data
+        if data.hub and data.disk:
+            found.append("data: name either data.hub or data.disk, not both")
+        if data.disk:
+            disk = self.resolve_path(data.disk)
+            if disk is None or not disk.is_dir():
+                found.append(f"data.disk: no folder {data.disk}")
+        elif not data.hub:
+            for split in ("train", "dev", "test"):
+                name = getattr(data, split)
+                if name is None:
+                    continue
+                folder = self.resolve_path(data.dir, expect=name)
+                if folder is None or not (folder / name).is_file():
+                    found.append(f"data.{split}: {name} not found in {data.dir} (set data.dir=FOLDER)")
+            if data.format == "conll" and data.word_column == data.label_column:
+                found.append("data.label_column: the same column as data.word_column")
+        found.extend(self.embeddings.problems(self))
+        return found
 
 
 RECIPES: dict[str, type[Recipe]] = {"tagging": TaggingRecipe}
@@ -222,8 +263,8 @@ def _known_keys(cls: type[BaseModel], path: tuple[str | int, ...]) -> list[str]:
     return list(model.model_fields)
 
 
-def _format_errors(error: ValidationError, cls: type[BaseModel], where: str) -> str:
-    lines = [f"{where}: {error.error_count()} problem(s) in the recipe:"]
+def _format_errors(error: ValidationError, cls: type[BaseModel]) -> list[str]:
+    lines = []
     for item in error.errors():
         location = ".".join(str(part) for part in item["loc"])
         if item["type"] == "extra_forbidden":
@@ -235,11 +276,30 @@ def _format_errors(error: ValidationError, cls: type[BaseModel], where: str) -> 
             value = item.get("input")
             shown = f" (got {value!r})" if not isinstance(value, dict) else ""
             lines.append(f"  - {location}: {item['msg']}{shown}")
-    return "\n".join(lines)
+    return lines
 
 
-def recipe_from_dict(data: dict[str, Any], source: str | None = None) -> Recipe:
-    """Validate a raw recipe dictionary into the task's recipe class."""
+def _without_invalid(data: dict[str, Any], error: ValidationError) -> dict[str, Any]:
+    """``data`` less every key that failed validation (to check the rest of the recipe too)."""
+    import copy
+
+    data = copy.deepcopy(data)
+    for item in error.errors():
+        node: Any = data
+        for part in item["loc"][:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(item["loc"][-1], None)
+    return data
+
+
+def recipe_from_dict(data: dict[str, Any], source: str | None = None, check: bool = False) -> Recipe:
+    """Validate a raw recipe dictionary into the task's recipe class.
+
+    With ``check``, also look for missing files and impossible combinations
+    (:meth:`Recipe.problems`). All problems are reported together in one
+    :class:`RecipeError`.
+    """
     where = source or "recipe"
     if not isinstance(data, dict):
         raise RecipeError(f"{where}: a recipe is a YAML mapping, got {type(data).__name__}")
@@ -249,15 +309,30 @@ def recipe_from_dict(data: dict[str, Any], source: str | None = None) -> Recipe:
         close = difflib.get_close_matches(str(task), list(RECIPES), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise RecipeError(f"{where}: unknown task {task!r}{hint}; known tasks: {', '.join(RECIPES)}")
+    lines: list[str] = []
+    recipe: Recipe | None
     try:
         recipe = cls.model_validate({**data, "source": source})
     except ValidationError as error:
-        raise RecipeError(_format_errors(error, cls, where)) from None
+        lines = _format_errors(error, cls)
+        try:  # check the valid rest too, so that one run of the command shows every problem
+            recipe = cls.model_validate({**_without_invalid(data, error), "source": source})
+        except ValidationError:
+            recipe = None
+    if check and recipe is not None:
+        lines += [f"  - {problem}" for problem in recipe.problems()]
+    if lines:
+        raise RecipeError(f"{where}: {len(lines)} problem(s) in the recipe:\n" + "\n".join(lines))
+    assert recipe is not None
     return recipe
 
 
-def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
-    """Read a YAML recipe, apply ``--set`` overrides and validate it."""
+def load_recipe(path: str | Path, overrides: list[str] | None = None, check: bool = True) -> Recipe:
+    """Read a YAML recipe, apply ``--set`` overrides and validate it.
+
+    With ``check`` (the default, as before training) missing files and impossible
+    combinations are reported too, together with any schema errors.
+    """
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -266,7 +341,7 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     except yaml.YAMLError as error:
         raise RecipeError(f"{path}: not valid YAML: {error}") from None
     data = apply_overrides(data or {}, overrides or [])
-    recipe = recipe_from_dict(data, str(path))
+    recipe = recipe_from_dict(data, str(path), check=check)
     if recipe.name is None:
         recipe.name = path.stem
     return recipe
