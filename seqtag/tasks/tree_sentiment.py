@@ -232,8 +232,9 @@ class TreeSentimentTask(Task):
     def from_state(cls, recipe: TreeSentimentRecipe, vocab: dict[str, Any], tensors: dict[str, torch.Tensor]) -> "TreeSentimentTask":  # type: ignore[override]
         words = WordIndex(Vocabulary.from_json(vocab["words"]), int(vocab["num_trainable_words"]), bool(vocab["lowercase"]))
         task = cls(recipe, words, int(vocab["word_dim"]))
-        if list(vocab["classes"]) != task.class_names or list(vocab["outputs"]) != task.output_names:
-            raise ValueError(f"classes {vocab['outputs']} do not match the recipe's {task.output_names}")
+        outputs = list(vocab.get("outputs", vocab["classes"]))  # files without "outputs": one output per class
+        if list(vocab["classes"]) != task.class_names or outputs != task.output_names:
+            raise ValueError(f"classes {outputs} do not match the recipe's {task.output_names}")
         task.model.load_state_dict(tensors, strict=True)
         task.model.eval()
         return task
