@@ -110,6 +110,7 @@ class TaggerModelConfig(Section):
     tag_scheme: str = Field("iobes", description="scheme the model is trained in; predictions are converted back")
     char: CharConfig = CharConfig()
     casing_dim: int = Field(0, ge=0, description="size of casing-feature embeddings; 0 turns them off")
+    feature_dim: int = Field(20, ge=1, description="size of the embedding of each data.feature_columns column")
     encoder: RNNConfig = RNNConfig()
     dropout: float = Field(0.5, ge=0, lt=1, description="on the word representation and the encoder output")
     word_dropout: float = Field(
@@ -141,6 +142,11 @@ class ConllDataConfig(Section):
     test: str | None = "test.txt"
     word_column: int = 0
     label_column: int = -1
+    feature_columns: list[int] = Field(
+        default_factory=list,
+        description="more input columns (e.g. the POS column for chunking), each embedded with model.feature_dim; "
+        "the model then needs them at prediction time too (CoNLL input, not raw text)",
+    )
     scheme: str = Field("auto", description=f"scheme of the corpus tags: auto or one of {', '.join(SCHEMES)}")
 
     @field_validator("scheme")
@@ -216,6 +222,11 @@ class TaggingRecipe(Recipe):
                     found.append(f"data.{split}: {name} not found in {data.dir} (set data.dir=FOLDER)")
             if data.format == "conll" and data.word_column == data.label_column:
                 found.append("data.label_column: the same column as data.word_column")
+            for column in data.feature_columns:
+                if column in (data.word_column, data.label_column):
+                    found.append(f"data.feature_columns: column {column} is the word or label column")
+        if data.feature_columns and (data.hub or data.disk or data.format != "conll"):
+            found.append("data.feature_columns: only CoNLL files have feature columns")
         found.extend(self.embeddings.problems(self))
         return found
 

@@ -31,6 +31,7 @@ class TaggingBatch:
     mask: ``(B, T)`` bool, True on real tokens.
     tags: ``(B, T)`` gold tag indices (0 on padding), or None.
     lengths: ``(B,)`` sentence lengths (CPU, long).
+    features: ``(B, T, F)`` indices of the ``F`` extra input columns (0 = padding), or None.
     """
 
     words: torch.Tensor
@@ -40,6 +41,7 @@ class TaggingBatch:
     mask: torch.Tensor
     lengths: torch.Tensor
     tags: torch.Tensor | None = None
+    features: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.words.size(0))
@@ -68,6 +70,7 @@ class Tagger(nn.Module):
         num_tags: tag vocabulary size.
         constraints: CRF transition constraints ``(start, transitions, end)``.
         fine_tune: whether word vectors are trained.
+        feature_sizes: vocabulary size of each extra input column (``data.feature_columns``).
     """
 
     def __init__(
@@ -80,6 +83,7 @@ class Tagger(nn.Module):
         num_tags: int,
         constraints: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
         fine_tune: bool = True,
+        feature_sizes: tuple[int, ...] = (),
     ) -> None:
         super().__init__()
         self.config = config
@@ -102,6 +106,8 @@ class Tagger(nn.Module):
             size += self.chars.output_dim
         self.casing = nn.Embedding(len(CASINGS), config.casing_dim, padding_idx=0) if config.casing_dim else None
         size += config.casing_dim
+        self.features = nn.ModuleList(nn.Embedding(n, config.feature_dim, padding_idx=0) for n in feature_sizes)
+        size += config.feature_dim * len(feature_sizes)
         self.dropout = Dropout(config.dropout)
         rnn = nn.LSTM if config.encoder.cell == "lstm" else nn.GRU
         self.encoder = rnn(
@@ -131,6 +137,9 @@ class Tagger(nn.Module):
             parts.append(self.chars(batch.chars)[batch.forms])  # (U, C) -> (B, T, C)
         if self.casing is not None:
             parts.append(self.casing(batch.casing))
+        if len(self.features):
+            assert batch.features is not None, "this model needs its feature columns"
+            parts.extend(embed(batch.features[:, :, i]) for i, embed in enumerate(self.features))  # F x (B, T, feature_dim)
         features = self.dropout(torch.cat(parts, dim=-1))
         if isinstance(self.encoder, nn.LSTM):
             encoded = bilstm(self.encoder, features, batch.lengths)  # (B, T, 2H)

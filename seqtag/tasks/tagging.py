@@ -58,6 +58,7 @@ class Encoded:
     words: list[int]
     casing: list[int]
     tags: list[int] | None
+    features: list[list[int]] | None = None  # per token, one index per extra input column
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -106,8 +107,10 @@ class TaggingTask(Task):
         word_dim: int,
         model: Tagger | None = None,
         tokenizer_config: TokenizerConfig | None = None,
+        features: Sequence[Vocabulary] = (),
     ) -> None:
         self.recipe = recipe
+        self.features = list(features)  # one vocabulary per data.feature_columns column
         self.word_dim = word_dim
         self.words = words
         self.chars = chars
@@ -125,6 +128,7 @@ class TaggingTask(Task):
                 num_tags=len(tags),
                 constraints=allowed_transitions(self.train_scheme, tags.itos),
                 fine_tune=recipe.embeddings.fine_tune,
+                feature_sizes=tuple(len(v) for v in self.features),
             )
         self.model = model
 
@@ -207,7 +211,9 @@ class TaggingTask(Task):
         tag_counts = Counter(t for s in train for t in convert_tags(s.labels or [], scheme, train_scheme))
         tags = Vocabulary(sorted(tag_counts), pad=False, unk=False)
         word_dim = vectors.dim if vectors is not None else int(emb.dim or 0)
-        task = cls(recipe, WordIndex(vocab, num_trainable, lowercase), chars, tags, scheme, word_dim)
+        features = [Vocabulary.from_counts(Counter(value for s in train for value in cls._column(s, column)))
+                    for column in recipe.data.feature_columns]
+        task = cls(recipe, WordIndex(vocab, num_trainable, lowercase), chars, tags, scheme, word_dim, features=features)
         embedder = task.model.words
         with torch.no_grad():
             found = 0
@@ -245,6 +251,7 @@ class TaggingTask(Task):
             "tags": self.tags.to_json(),
             "corpus_scheme": self.corpus_scheme,
             "tokenizer": self.tokenizer_config.to_json(),
+            "features": [v.to_json() for v in self.features],
         }
 
     @classmethod
@@ -258,6 +265,7 @@ class TaggingTask(Task):
             vocab["corpus_scheme"],
             int(vocab["word_dim"]),
             tokenizer_config=TokenizerConfig.from_json(vocab["tokenizer"]) if "tokenizer" in vocab else None,
+            features=[Vocabulary.from_json(v) for v in vocab.get("features", [])],
         )
         task.model.load_state_dict(tensors, strict=True)
         task.model.eval()
@@ -274,7 +282,26 @@ class TaggingTask(Task):
             if -1 in tags:  # a tag never seen in training (dev/test only): no loss for this sentence
                 tags = None
         index = self.words.index
-        return Encoded(sentence.tokens, [index(t) for t in sentence.tokens], [casing(t) for t in sentence.tokens], tags)
+        features = None
+        if self.features:
+            columns = [self._column(sentence, c) for c in self.recipe.data.feature_columns]
+            features = [[v.stoi.get(value, v.unk_index) for v, value in zip(self.features, values, strict=True)]
+                        for values in zip(*columns, strict=True)]
+        return Encoded(sentence.tokens, [index(t) for t in sentence.tokens], [casing(t) for t in sentence.tokens], tags,
+                       features)
+
+    @staticmethod
+    def _column(sentence: Sentence, column: int) -> list[str]:
+        """The values of input column ``column`` (a ``data.feature_columns`` entry) of a sentence."""
+        if not sentence.rows:
+            raise DataError(
+                f"this model also reads input column {column} (data.feature_columns); give it CoNLL input with "
+                "that column, not raw text or bare tokens", sentence.path, sentence.line)
+        width = len(sentence.rows[0])
+        if not -width <= column < width:
+            raise DataError(f"the feature column {column} does not exist: the input has {width} columns",
+                            sentence.path, sentence.line)
+        return [row[column] for row in sentence.rows]
 
     def _chars(self, form: str) -> list[int]:
         if len(form) > MAX_WORD_CHARS:
@@ -307,7 +334,16 @@ class TaggingTask(Task):
             mask=torch.arange(steps).unsqueeze(0) < length_tensor.unsqueeze(1),
             lengths=length_tensor,
             tags=padded([item.tags for item in items], steps) if has_tags else None,  # type: ignore[misc]
+            features=self._padded_features(items, steps) if self.features else None,
         )
+
+    def _padded_features(self, items: Sequence[Encoded], steps: int) -> torch.Tensor:
+        """``(B, T, F)`` feature-column indices, 0 on padding."""
+        out = torch.zeros(len(items), steps, len(self.features), dtype=torch.long)
+        for row, item in enumerate(items):
+            if item.features:
+                out[row, : len(item)] = torch.tensor(item.features, dtype=torch.long)
+        return out
 
     def batches(
         self,
@@ -365,7 +401,8 @@ class TaggingTask(Task):
                 core_end = min(n, core_start + core)
                 start, end = max(0, core_start - CONTEXT), min(n, core_end + CONTEXT)
                 plan.append((len(pieces), core_start - start, core_end - start))
-                pieces.append(Encoded(item.tokens[start:end], item.words[start:end], item.casing[start:end], None))
+                pieces.append(Encoded(item.tokens[start:end], item.words[start:end], item.casing[start:end], None,
+                                      None if item.features is None else item.features[start:end]))
             plans.append(plan)
         return pieces, plans
 

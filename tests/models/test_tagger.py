@@ -160,3 +160,35 @@ def test_predictor_api(tiny_model):
     assert [text[t.start:t.end] for t in tagged.tokens] == [t.text for t in tagged.tokens]
     assert tagged.tokens[-1].text == "."
     assert sorted(tagger.labels) == ["LOC", "MISC", "ORG", "PER"]
+
+
+def test_feature_columns_are_embedded_and_required_at_prediction(tmp_path, tiny_corpus):
+    """A third input column (here a made-up 'shape' tag, as POS would be for chunking) feeds the model."""
+    from tests.conftest import TINY_RECIPE
+
+    folder = tmp_path / "three-columns"
+    folder.mkdir()
+    for name in ("train.txt", "valid.txt", "test.txt"):
+        lines = []
+        for line in (tiny_corpus / name).read_text(encoding="utf-8").splitlines():
+            word, _, tag = line.partition(" ")
+            lines.append(f"{word} {'CAP' if word[:1].isupper() else 'LOW'} {tag}" if line else "")
+        (folder / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    recipe = copy.deepcopy(TINY_RECIPE)
+    recipe["data"] = {"dir": str(folder), "label_column": 2, "feature_columns": [1]}
+    recipe["model"]["feature_dim"] = 4
+    recipe["training"]["max_epochs"] = 3
+    result = run(recipe_from_dict(recipe), tmp_path / "run")
+    tagger = seqtag.load(result.model_path)
+    assert [sorted(v.itos[2:]) for v in tagger.task.features] == [["CAP", "LOW"]]  # after <pad>, <unk>
+    assert tagger.task.model.features[0].weight.shape == (4, 4)
+    from seqtag.data.conll import read_conll
+
+    test = read_conll(folder / "test.txt", 0, 2)
+    assert tagger.evaluate(test)["f1"] == result.test["f1"]
+    with pytest.raises(DataError, match="input column 1"):
+        tagger.tag("Anna Berg visited Oslo .")
+    from seqtag.errors import RecipeError
+
+    with pytest.raises(RecipeError, match="feature_columns: column 2 is the word or label column"):
+        recipe_from_dict({**recipe, "data": {**recipe["data"], "feature_columns": [2]}}, check=True)
