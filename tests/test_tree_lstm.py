@@ -111,9 +111,12 @@ def test_level_batching_equals_recursion_on_random_trees(cell: type) -> None:
     if cell is ChildSumTreeLSTM:
         trees += [random_dependency_tree(rng, rng.randint(1, 15)) for _ in range(12)]
     batched = batched_states(module, trees, vectors)
-    for (children, words), got in zip(trees, batched, strict=True):
+    with torch.inference_mode():  # the prediction path writes levels in place instead
+        predicted = batched_states(module, trees, vectors)
+    for (children, words), got, inferred in zip(trees, batched, predicted, strict=True):
         expected = recursive_states(module, children, words, vectors)
         torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(inferred, expected, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("cell", [BinaryTreeLSTM, ChildSumTreeLSTM])

@@ -229,8 +229,12 @@ class _TreeLSTM(nn.Module):
         if inputs.size(0) != batch.word_ids.size(0):
             raise ValueError(f"{inputs.size(0)} input vectors for {batch.word_ids.size(0)} word-bearing nodes")
         projected = self.W(inputs)  # (W, gates * H)
-        zero = inputs.new_zeros(1, self.hidden_size)
-        h_all, c_all = zero, zero  # grow to (N + 1, H), one level at a time
+        # With autograd, the states grow by concatenation (its backward only takes views of the
+        # gradient); without, each level is written into preallocated tables (no copying).
+        growing = torch.is_grad_enabled()
+        rows = 1 if growing else batch.num_nodes + 1
+        h_all = inputs.new_zeros(rows, self.hidden_size)  # (N + 1, H) when complete
+        c_all = inputs.new_zeros(rows, self.hidden_size)
         for level in batch.levels:
             size = level.end - level.start
             if level.all_words:
@@ -245,8 +249,12 @@ class _TreeLSTM(nn.Module):
                 h, c = self.leaf(x, size)
             else:
                 h, c = self.node(x, h_all[level.children], c_all[level.children])
-            h_all = torch.cat([h_all, h])
-            c_all = torch.cat([c_all, c])
+            if growing:
+                h_all = torch.cat([h_all, h])
+                c_all = torch.cat([c_all, c])
+            else:
+                h_all[level.start : level.end] = h
+                c_all[level.start : level.end] = c
         return h_all, c_all
 
     def leaf(self, x: torch.Tensor | None, size: int) -> tuple[torch.Tensor, torch.Tensor]:
