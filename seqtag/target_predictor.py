@@ -46,7 +46,7 @@ class TargetSentimentClassifier:
     """Classifies the sentiment towards a target in a sentence with a trained LSTM/TD-LSTM/TC-LSTM.
 
     >>> model = seqtag.load("runs/twitter-tdlstm/model.seqtag")
-    >>> model.predict("I love my iPhone but the battery is awful", target="battery").label
+    >>> model.predict("i hate windows vista , it crashes all the time", target="windows vista").label
     'negative'
 
     Sentences are raw text (tokenised as at training) or lists of tokens. The
