@@ -5,8 +5,8 @@ constituency tree carries a sentiment label; the loss is the cross-entropy
 summed over all nodes, the metric the accuracy at the root. ``fine`` uses the
 five SST classes; ``binary`` drops the sentences whose root is neutral and
 maps 0-1 to negative and 3-4 to positive. Neutral phrases inside the remaining
-trees are either a third training class (``data.neutral_phrases: true``, as
-the authors' code does; predictions still choose between negative and
+trees are either a third training class (``data.neutral_phrases: true``,
+the better choice on dev; predictions still choose between negative and
 positive) or get no loss.
 """
 
