@@ -177,3 +177,11 @@ def test_recipes_have_the_paper_settings(name: str, classes: str) -> None:
     assert recipe.embeddings.pretrained == "glove-6b-50d" and recipe.embeddings.fine_tune and recipe.embeddings.lr_scale < 1
     other = load_recipe(ROOT / "recipes" / name, ["model.cell=childsum"])
     assert other.model.memory_size == 168
+
+
+def test_training_defaults_follow_the_paper_when_keys_are_left_out() -> None:
+    recipe = recipe_from_dict({"task": "tree-sentiment", "training": {"threads": 1, "max_epochs": 3}})
+    t = recipe.training
+    assert (t.optimizer, t.lr, t.weight_decay, t.batch_size, t.loss_reduction, t.clip_grad_norm) == (
+        "adagrad", 0.05, 1e-4, 25, "mean", None)
+    assert (t.threads, t.max_epochs) == (1, 3)

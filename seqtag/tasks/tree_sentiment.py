@@ -82,14 +82,24 @@ class TreeLSTMModelConfig(Section):
         return self.memory if self.memory is not None else (150 if self.cell == "binary" else 168)
 
 
+class TreeTrainingConfig(TrainingConfig):
+    """The trainer's settings with Tai et al.'s defaults: AdaGrad, lr 0.05, L2 1e-4, batch 25,
+    loss per tree, no clipping (they apply to keys a recipe's ``training`` section leaves out)."""
+
+    optimizer: Literal["sgd", "adam", "adamw", "adagrad"] = "adagrad"
+    lr: float = Field(0.05, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    batch_size: int = Field(25, ge=1)
+    loss_reduction: Literal["sum", "mean"] = "mean"
+    clip_grad_norm: float | None = Field(None, gt=0)
+
+
 class TreeSentimentRecipe(Recipe):
     task: Literal["tree-sentiment"] = "tree-sentiment"
     data: TreeDataConfig = TreeDataConfig()
     embeddings: TreeEmbeddingsConfig = TreeEmbeddingsConfig()
     model: TreeLSTMModelConfig = TreeLSTMModelConfig()
-    training: TrainingConfig = TrainingConfig(
-        optimizer="adagrad", lr=0.05, weight_decay=1e-4, batch_size=25, loss_reduction="mean", clip_grad_norm=None
-    )
+    training: TreeTrainingConfig = TreeTrainingConfig()
 
 
 register_recipe("tree-sentiment", TreeSentimentRecipe)
