@@ -167,9 +167,7 @@ def iter_target_file(path: str | Path, labelled: bool | None = True) -> Iterator
                             path, number)
         target = target_text.split()
         label: str | None = None
-        if labelled is False:
-            pass
-        else:
+        if labelled is not False:
             following = next(lines, None)
             if following is not None and following[1] and _POLARITY.fullmatch(following[1]):
                 label = str(int(following[1]))
