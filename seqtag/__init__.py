@@ -2,15 +2,21 @@
 
 from seqtag.errors import ArchiveError, DataError, RecipeError, SeqtagError
 from seqtag.predictor import SequenceTagger, TaggedSentence, load
+from seqtag.target_predictor import SentimentPrediction, TargetSentimentClassifier
+from seqtag.tree_predictor import TreePrediction, TreeSentimentPredictor
 from seqtag.version import __version__
 
 __all__ = [
     "ArchiveError",
     "DataError",
     "RecipeError",
+    "SentimentPrediction",
     "SeqtagError",
     "SequenceTagger",
     "TaggedSentence",
+    "TargetSentimentClassifier",
+    "TreePrediction",
+    "TreeSentimentPredictor",
     "__version__",
     "load",
     "train",
