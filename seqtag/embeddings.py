@@ -10,12 +10,19 @@ package (a NumPy array loaded with ``allow_pickle=False``).
 from __future__ import annotations
 
 import re
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from seqtag.data.vocab import Vocabulary
 from seqtag.errors import DataError, RecipeError
+
+if TYPE_CHECKING:
+    from seqtag.recipe import EmbeddingsConfig
 
 BUILTIN = ("glove-6b-50d",)
 FORMATS = ("auto", "word2vec", "word2vec-binary", "glove", "fasttext")
@@ -118,3 +125,28 @@ def _load_glove_package(limit: int | None) -> PretrainedVectors:
     if limit is not None:
         words, vectors = words[:limit], vectors[:limit]
     return PretrainedVectors(words, np.ascontiguousarray(vectors, dtype=np.float32), "glove-6b-50d")
+
+
+def word_vocabulary(
+    words: Iterable[str], config: EmbeddingsConfig, vectors: PretrainedVectors | None
+) -> tuple[Vocabulary, int, Counter[str], int]:
+    """The word vocabulary of a task: training words first, then (with ``keep_pretrained``)
+    the words only the pretrained vectors know.
+
+    Returns the vocabulary, how many of its rows are training words (``<pad>``, ``<unk>``
+    included), the training word counts and the word vector size. Raises RecipeError when
+    the embeddings section and the vectors disagree.
+    """
+    if vectors is None and config.dim is None:
+        raise RecipeError("embeddings: set either 'pretrained' or 'dim'")
+    if vectors is not None and config.dim is not None and config.dim != vectors.dim:
+        raise RecipeError(f"embeddings.dim is {config.dim} but {vectors.name} has {vectors.dim}-dimensional vectors")
+    counts = Counter(word.lower() if config.lowercase else word for word in words)
+    vocab = Vocabulary.from_counts(counts)
+    num_trainable = len(vocab)
+    if vectors is not None and config.keep_pretrained:
+        for word in vectors.words:
+            if word not in vocab.stoi:
+                vocab.add(word)
+    dim = vectors.dim if vectors is not None else int(config.dim or 0)
+    return vocab, num_trainable, counts, dim

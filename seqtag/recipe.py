@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from seqtag.data.schemes import SCHEMES, normalize_scheme
-from seqtag.errors import RecipeError
+from seqtag.errors import DataError, RecipeError
 
 
 class Section(BaseModel):
@@ -169,6 +169,23 @@ class Recipe(Section):
         """What would stop this recipe before any work starts: missing files, impossible
         combinations. Tasks extend it; each entry is ``"key.path: what is wrong"``."""
         return []
+
+    def split_file(self, split: str) -> Path | None:
+        """The existing file of split ``train``/``dev``/``test`` named by ``data.dir`` and
+        ``data.<split>``; None when the recipe names none. Raises DataError when it is missing."""
+        data: Any = getattr(self, "data")  # noqa: B009  (each task recipe defines its own data section)
+        name = getattr(data, split)
+        if name is None:
+            return None
+        directory = self.resolve_path(data.dir, expect=name)
+        path = directory / name if directory is not None else None
+        if path is None or not path.is_file():
+            files = ", ".join(f for f in (data.train, data.dev, data.test) if f)
+            raise DataError(
+                f"the {split} file is missing. Put the corpus files ({files}) in {directory} "
+                "or point the recipe at them with --set data.dir=PATH"
+            )
+        return path
 
     def resolve_path(self, path: str | None, expect: str | None = None) -> Path | None:
         """Resolve a relative path against the working directory, else against the recipe's folder.

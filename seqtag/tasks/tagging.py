@@ -24,8 +24,8 @@ from seqtag.data.schemes import (
 from seqtag.data.sources import read_dataset_splits, uses_datasets
 from seqtag.data.text import TokenizerConfig
 from seqtag.data.vocab import Vocabulary
-from seqtag.embeddings import PretrainedVectors, load_vectors
-from seqtag.errors import DataError, RecipeError
+from seqtag.embeddings import PretrainedVectors, load_vectors, word_vocabulary
+from seqtag.errors import DataError
 from seqtag.evaluation import span_metrics, token_accuracy
 from seqtag.models.tagger import Tagger, TaggingBatch
 from seqtag.modules.embedders import casing
@@ -147,16 +147,9 @@ class TaggingTask(Task):
     def read_split(cls, recipe: TaggingRecipe, split: str) -> list[Sentence] | None:
         """Read the ``train``/``dev``/``test`` file named in the recipe (None when unset)."""
         data = recipe.data
-        name = getattr(data, split)
-        if name is None:
+        path = recipe.split_file(split)
+        if path is None:
             return None
-        directory = recipe.resolve_path(data.dir, expect=name)
-        path = directory / name if directory is not None else None
-        if path is None or not path.is_file():
-            raise DataError(
-                f"the {split} file is missing. Put the corpus files ({data.train}, {data.dev}, {data.test}) in "
-                f"{directory} or point the recipe at them with --set data.dir=PATH"
-            )
         stats = ReadStats()
         sentences = read_conll(path, data.word_column, data.label_column, stats)
         if not sentences:
@@ -194,23 +187,12 @@ class TaggingTask(Task):
     ) -> "TaggingTask":
         """Vocabularies from the training sentences only, a fresh model, pretrained rows copied in."""
         emb = recipe.embeddings
-        if vectors is None and emb.dim is None:
-            raise RecipeError("embeddings: set either 'pretrained' or 'dim'")
-        if vectors is not None and emb.dim is not None and emb.dim != vectors.dim:
-            raise RecipeError(f"embeddings.dim is {emb.dim} but {vectors.name} has {vectors.dim}-dimensional vectors")
         lowercase = emb.lowercase
-        counts = Counter(tok.lower() if lowercase else tok for s in train for tok in s.tokens)
-        vocab = Vocabulary.from_counts(counts)
-        num_trainable = len(vocab)
-        if vectors is not None and emb.keep_pretrained:
-            for word in vectors.words:
-                if word not in vocab.stoi:
-                    vocab.add(word)
+        vocab, num_trainable, counts, word_dim = word_vocabulary((tok for s in train for tok in s.tokens), emb, vectors)
         chars = Vocabulary.from_counts(Counter(c for s in train for tok in s.tokens for c in tok))
         train_scheme = "none" if scheme == "none" else recipe.model.tag_scheme
         tag_counts = Counter(t for s in train for t in convert_tags(s.labels or [], scheme, train_scheme))
         tags = Vocabulary(sorted(tag_counts), pad=False, unk=False)
-        word_dim = vectors.dim if vectors is not None else int(emb.dim or 0)
         features = [Vocabulary.from_counts(Counter(value for s in train for value in cls._column(s, column)))
                     for column in recipe.data.feature_columns]
         task = cls(recipe, WordIndex(vocab, num_trainable, lowercase), chars, tags, scheme, word_dim, features=features)

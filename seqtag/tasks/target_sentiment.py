@@ -21,8 +21,8 @@ from pydantic import Field
 from seqtag.data.target import LABEL_NAMES, POLARITIES, TargetExample, holdout_split, label_counts, read_target_file
 from seqtag.data.text import TokenizerConfig
 from seqtag.data.vocab import Vocabulary
-from seqtag.embeddings import PretrainedVectors, load_vectors
-from seqtag.errors import DataError, RecipeError
+from seqtag.embeddings import PretrainedVectors, load_vectors, word_vocabulary
+from seqtag.errors import DataError
 from seqtag.models.target_lstm import TargetBatch, TargetLSTM
 from seqtag.recipe import EmbeddingsConfig, Recipe, Section, TokenizerSection, register_recipe
 from seqtag.tasks.base import Task, register_task
@@ -152,18 +152,9 @@ class TargetSentimentTask(Task):
     @classmethod
     def read_split(cls, recipe: TargetSentimentRecipe, split: str) -> list[TargetExample] | None:
         """Read the ``train``/``dev``/``test`` file named in the recipe (None when unset)."""
-        data = recipe.data
-        name = getattr(data, split)
-        if name is None:
+        path = recipe.split_file(split)
+        if path is None:
             return None
-        directory = recipe.resolve_path(data.dir, expect=name)
-        path = directory / name if directory is not None else None
-        if path is None or not path.is_file():
-            files = ", ".join(f for f in (data.train, data.dev, data.test) if f)
-            raise DataError(
-                f"the {split} file is missing. Put the corpus files ({files}) in {directory} "
-                "or point the recipe at them with --set data.dir=PATH"
-            )
         examples = read_target_file(path, labelled=True)
         if not examples:
             raise DataError("no examples in this file", path)
@@ -195,19 +186,8 @@ class TargetSentimentTask(Task):
     ) -> "TargetSentimentTask":
         """Vocabulary from the training examples only, a fresh model, pretrained rows copied in."""
         emb = recipe.embeddings
-        if vectors is None and emb.dim is None:
-            raise RecipeError("embeddings: set either 'pretrained' or 'dim'")
-        if vectors is not None and emb.dim is not None and emb.dim != vectors.dim:
-            raise RecipeError(f"embeddings.dim is {emb.dim} but {vectors.name} has {vectors.dim}-dimensional vectors")
         lowercase = emb.lowercase
-        counts = Counter(tok.lower() if lowercase else tok for e in train for tok in e.tokens)
-        vocab = Vocabulary.from_counts(counts)
-        num_trainable = len(vocab)
-        if vectors is not None and emb.keep_pretrained:
-            for word in vectors.words:
-                if word not in vocab.stoi:
-                    vocab.add(word)
-        word_dim = vectors.dim if vectors is not None else int(emb.dim or 0)
+        vocab, num_trainable, counts, word_dim = word_vocabulary((tok for e in train for tok in e.tokens), emb, vectors)
         task = cls(recipe, WordIndex(vocab, num_trainable, lowercase), word_dim)
         embedder = task.model.words
         found = 0

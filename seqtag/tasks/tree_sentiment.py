@@ -13,7 +13,6 @@ positive) or get no loss.
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
@@ -22,8 +21,8 @@ from pydantic import Field
 
 from seqtag.data.trees import Tree, read_trees
 from seqtag.data.vocab import Vocabulary
-from seqtag.embeddings import PretrainedVectors, load_vectors
-from seqtag.errors import DataError, RecipeError
+from seqtag.embeddings import PretrainedVectors, load_vectors, word_vocabulary
+from seqtag.errors import DataError
 from seqtag.models.tree_sentiment import TreeSentimentModel
 from seqtag.modules.tree_lstm import IGNORE, TreeBatch, TreeStructure
 from seqtag.recipe import EmbeddingsConfig, Recipe, Section, TrainingConfig, register_recipe
@@ -150,17 +149,9 @@ class TreeSentimentTask(Task):
     @classmethod
     def read_split(cls, recipe: TreeSentimentRecipe, split: str) -> list[Tree] | None:
         """Read the ``train``/``dev``/``test`` file of the recipe (None when unset); all labels checked."""
-        data = recipe.data
-        name = getattr(data, split)
-        if name is None:
+        path = recipe.split_file(split)
+        if path is None:
             return None
-        directory = recipe.resolve_path(data.dir, expect=name)
-        path = directory / name if directory is not None else None
-        if path is None or not path.is_file():
-            raise DataError(
-                f"the {split} file is missing. Put the corpus files ({data.train}, {data.dev}, {data.test}) in "
-                f"{directory} or point the recipe at them with --set data.dir=PATH"
-            )
         trees = read_trees(path, labels=SST_LABELS)
         if not trees:
             raise DataError("no trees in this file", path)
@@ -193,18 +184,7 @@ class TreeSentimentTask(Task):
         Training words without a pretrained vector start uniform in [-0.05, 0.05] (as in the paper).
         """
         emb = recipe.embeddings
-        if vectors is None and emb.dim is None:
-            raise RecipeError("embeddings: set either 'pretrained' or 'dim'")
-        if vectors is not None and emb.dim is not None and emb.dim != vectors.dim:
-            raise RecipeError(f"embeddings.dim is {emb.dim} but {vectors.name} has {vectors.dim}-dimensional vectors")
-        counts = Counter((w.lower() if emb.lowercase else w) for t in train for w in t.words if w is not None)
-        vocab = Vocabulary.from_counts(counts)
-        num_trainable = len(vocab)
-        if vectors is not None and emb.keep_pretrained:
-            for word in vectors.words:
-                if word not in vocab.stoi:
-                    vocab.add(word)
-        word_dim = vectors.dim if vectors is not None else int(emb.dim or 0)
+        vocab, num_trainable, counts, word_dim = word_vocabulary((w for t in train for w in t.words if w is not None), emb, vectors)
         task = cls(recipe, WordIndex(vocab, num_trainable, emb.lowercase), word_dim)
         embedder = task.model.words
         found = 0
