@@ -15,8 +15,11 @@ one token.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 # Score added to forbidden transitions. Finite on purpose: with -inf, a
 # logsumexp over only forbidden paths is -inf and its gradient NaN.
@@ -44,6 +47,49 @@ def _check_inputs(num_tags: int, emissions: torch.Tensor, mask: torch.Tensor, ta
         raise ValueError("every sequence needs at least one token: mask[:, 0] must be all True")
 
 
+def _alphas(emissions: torch.Tensor, mask: torch.Tensor, start: torch.Tensor, transitions: torch.Tensor) -> torch.Tensor:
+    """Forward variables ``(B, T, K)``: at each real position ``t``, the log-sum of
+    the scores of all prefixes ending in tag ``k`` at ``t``, emission at ``t``
+    included; zero at padded positions.
+
+    Each step is a matrix product in probability space, ``exp(alpha - max) @
+    exp(transitions - max)``, rescaled by the maxima: the same sums as a
+    logsumexp over ``(B, K, K)``, in half the operations. Forbidden
+    transitions become exact zeros.
+    """
+    shift = transitions.max()
+    exp_transitions = (transitions - shift).exp()  # (K_from, K_to), entries in [0, 1]
+    shifted = emissions + shift  # (B, T, K)
+    alpha = start + emissions[:, 0]  # (B, K)
+    alphas = [alpha]
+    for t in range(1, emissions.size(1)):
+        top = alpha.amax(1, keepdim=True)  # (B, 1)
+        alpha = torch.mm((alpha - top).exp_(), exp_transitions).log_().add_(top).add_(shifted[:, t])
+        alphas.append(alpha)
+    # The recursion runs on through each sentence's padding; clear what it left there.
+    return torch.stack(alphas, dim=1).masked_fill_(~mask.unsqueeze(2), 0.0)
+
+
+def _betas(emissions: torch.Tensor, mask: torch.Tensor, transitions: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
+    """Backward variables ``(B, T, K)``: at ``t``, the log-sum of the scores of all
+    suffixes after tag ``k`` at ``t``, end score included. Where ``t + 1`` is
+    padding, ``t`` is the sentence's last token (or padding itself), so the
+    suffix is just the end score. Computed in probability space like :func:`_alphas`."""
+    shift = transitions.max()
+    exp_transitions_t = (transitions - shift).exp().t()  # (K_to, K_from)
+    ends = end.expand(emissions.size(0), -1)  # (B, K)
+    beta = ends
+    betas = [beta]
+    for t in range(emissions.size(1) - 2, -1, -1):
+        after = emissions[:, t + 1] + beta  # (B, K_to)
+        top = after.amax(1, keepdim=True)  # (B, 1)
+        step = torch.mm((after - top).exp_(), exp_transitions_t).log_().add_(top + shift)  # (B, K_from)
+        beta = torch.where(mask[:, t + 1].unsqueeze(1), step, ends)
+        betas.append(beta)
+    betas.reverse()
+    return torch.stack(betas, dim=1)
+
+
 def crf_marginals(
     emissions: torch.Tensor,
     mask: torch.Tensor,
@@ -64,31 +110,54 @@ def crf_marginals(
         ``(B, T, K)`` marginals: each real position's row sums to 1, padded
         positions are all zeros.
     """
-    steps = emissions.size(1)
-    # Forward: alphas[t] (B, K) = log-sum of all prefixes ending in tag k at t,
-    # emission at t included. Padded steps carry the last real alpha along.
-    alpha = start + emissions[:, 0]
-    alphas = [alpha]
-    for t in range(1, steps):
-        # (B, K_from, 1) + (K_from, K_to) -> logsumexp over K_from -> (B, K_to)
-        step = torch.logsumexp(alpha.unsqueeze(2) + transitions, dim=1) + emissions[:, t]
-        alpha = torch.where(mask[:, t].unsqueeze(1), step, alpha)
-        alphas.append(alpha)
-    # Backward: betas[t] (B, K) = log-sum of all suffixes after tag k at t,
-    # end score included. Where t + 1 is padding, t is the sentence's last
-    # token (or padding itself), so the suffix is just the end score.
-    beta = end.expand_as(alpha)
-    betas = [beta]
-    for t in range(steps - 2, -1, -1):
-        # (K_from, K_to) + (B, 1, K_to) -> logsumexp over K_to -> (B, K_from)
-        step = torch.logsumexp(transitions + (emissions[:, t + 1] + beta).unsqueeze(1), dim=2)
-        beta = torch.where(mask[:, t + 1].unsqueeze(1), step, end.expand_as(step))
-        betas.append(beta)
-    betas.reverse()
     # alpha_t + beta_t sums (in log space) to log Z at every t, so a softmax
     # over tags normalises each position.
-    log_joint = torch.stack(alphas, dim=1) + torch.stack(betas, dim=1)  # (B, T, K)
+    log_joint = _alphas(emissions, mask, start, transitions) + _betas(emissions, mask, transitions, end)  # (B, T, K)
     return torch.softmax(log_joint, dim=2) * mask.unsqueeze(2).to(emissions.dtype)
+
+
+class _LogPartition(torch.autograd.Function):
+    """``log Z`` ``(B,)`` by the forward algorithm, with its gradient by forward-backward.
+
+    Autograd through the forward algorithm records about ten operations per
+    time step and replays them backwards one by one. The gradient of
+    ``log Z`` is known in closed form: the tag marginals for the emissions
+    and the start and end scores, the pairwise marginals summed over the
+    batch and time for the transitions. The backward pass computes them with
+    one backward recursion and a few operations over all steps at once.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, emissions: torch.Tensor, mask: torch.Tensor, start: torch.Tensor, transitions: torch.Tensor, end: torch.Tensor
+    ) -> torch.Tensor:
+        alphas = _alphas(emissions, mask, start, transitions)  # (B, T, K)
+        last = mask.sum(1) - 1  # (B,)
+        final = alphas[torch.arange(alphas.size(0), device=alphas.device), last]  # (B, K)
+        log_z = torch.logsumexp(final + end, dim=1)  # (B,)
+        ctx.save_for_backward(emissions, mask, transitions, end, alphas, log_z)
+        return log_z
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, torch.Tensor, torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        emissions, mask, transitions, end, alphas, log_z = ctx.saved_tensors
+        betas = _betas(emissions, mask, transitions, end)  # (B, T, K)
+        padding = ~mask.unsqueeze(2)  # (B, T, 1)
+        log_z = log_z.view(-1, 1, 1)
+        # Tag marginals p(y_t = k), zero on padding.
+        unary = torch.exp((alphas + betas - log_z).masked_fill_(padding, float("-inf")))  # (B, T, K)
+        # Pairwise marginals p(y_{t-1} = i, y_t = j) for real t >= 1:
+        # alpha_{t-1}(i) + transitions(i, j) + emission_t(j) + beta_t(j) - log Z.
+        to = (emissions[:, 1:] + betas[:, 1:] - log_z).masked_fill_(padding[:, 1:], float("-inf"))  # (B, T-1, K_to)
+        pairwise = torch.exp(alphas[:, :-1].unsqueeze(3) + transitions + to.unsqueeze(2))  # (B, T-1, K, K)
+        grad_transitions = torch.einsum("btij,b->ij", pairwise, grad)
+        unary = unary * grad.view(-1, 1, 1)
+        # The sentence's last tag: p(y_last = k) is the end score's gradient.
+        last = mask.sum(1) - 1
+        batch = torch.arange(emissions.size(0), device=emissions.device)
+        grad_end = unary[batch, last].sum(0)
+        return unary, None, unary[:, 0].sum(0), grad_transitions, grad_end
 
 
 def crf_nbest(
@@ -225,13 +294,7 @@ class CRF(_ConstrainedCRF):
 
     def log_partition(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``log Z`` per sentence by the forward algorithm: ``(B,)``."""
-        start, transitions, end = self.scores()
-        alpha = start + emissions[:, 0]  # (B, K)
-        for t in range(1, emissions.size(1)):
-            # (B, K_from, 1) + (K_from, K_to) -> logsumexp over K_from -> (B, K_to)
-            step = torch.logsumexp(alpha.unsqueeze(2) + transitions, dim=1) + emissions[:, t]
-            alpha = torch.where(mask[:, t].unsqueeze(1), step, alpha)
-        return torch.logsumexp(alpha + end, dim=1)
+        return _LogPartition.apply(emissions, mask, *self.scores())
 
     def sequence_score(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Unnormalised score of ``tags`` (``(B, T)`` long) per sentence: ``(B,)``."""

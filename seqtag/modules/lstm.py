@@ -1,17 +1,18 @@
 """A fast bidirectional LSTM for padded CPU batches.
 
-PyTorch's CPU ``nn.LSTM`` on packed sequences runs each time step as separate
-small operations for each direction, and its backward pass allocates a
-full-size zero gradient for every per-step slice. :func:`bilstm` computes the
-same function with the parameters of an ``nn.LSTM`` (so model files do not
-change) but
+PyTorch runs an ``nn.LSTM`` through oneDNN's fused LSTM kernels on the CPU,
+which is more than twice as fast as running each time step as separate
+operations, but only on padded input: packed sequences (the usual way to
+keep padding out of the backward direction) fall back to the slow per-step
+path. :func:`bilstm` computes exactly what a bidirectional ``nn.LSTM`` on
+packed sequences computes, with its parameters (so model files do not
+change), as two single-direction runs on padded input:
 
-* projects the inputs of all time steps of both directions in one batched
-  matrix product,
-* runs the forward and the backward direction in the same step with one
-  ``baddbmm``, halving the number of operations per time step,
-* reverses each sentence within its own length instead of packing, so
-  padding never enters the backward direction's state.
+* the forward direction reads the sentences as they are; the padding at
+  their ends comes after every real token, so it cannot reach a real
+  token's state;
+* the backward direction reads each sentence reversed within its own length
+  (padding stays at the end), and its outputs are reversed back.
 """
 
 from __future__ import annotations
@@ -27,28 +28,24 @@ def reverse_index(lengths: torch.Tensor, steps: int) -> torch.Tensor:
     return torch.where(positions <= last, last - positions, positions)
 
 
-def _layer(inputs: torch.Tensor, weights: list[torch.Tensor], reverse: torch.Tensor) -> torch.Tensor:
+def _direction(inputs: torch.Tensor, weights: list[torch.Tensor], training: bool) -> torch.Tensor:
+    """One single-direction LSTM layer over padded ``(B, T, D)`` inputs -> ``(B, T, H)``.
+
+    ``torch.lstm`` is the function ``nn.LSTM.forward`` calls; on a CPU it
+    dispatches to oneDNN.
+    """
+    batch, hidden = inputs.size(0), weights[1].size(1)
+    zeros = inputs.new_zeros(1, batch, hidden)
+    return torch.lstm(inputs, (zeros, zeros), weights, True, 1, 0.0, training, False, True)[0]
+
+
+def _layer(inputs: torch.Tensor, weights: list[torch.Tensor], reverse: torch.Tensor, training: bool) -> torch.Tensor:
     """One bidirectional layer: ``(B, T, D)`` -> ``(B, T, 2H)``."""
-    w_ih_f, w_hh_f, b_ih_f, b_hh_f, w_ih_b, w_hh_b, b_ih_b, b_hh_b = weights
     batch, steps, dim = inputs.shape
-    hidden = w_hh_f.size(1)
+    forward = _direction(inputs, weights[:4], training)  # (B, T, H)
     flipped = inputs.gather(1, reverse.unsqueeze(2).expand(batch, steps, dim))
-    both = torch.stack([inputs, flipped]).reshape(2, batch * steps, dim)  # (2, B*T, D)
-    w_ih = torch.stack([w_ih_f, w_ih_b]).transpose(1, 2)  # (2, D, 4H)
-    bias = torch.stack([b_ih_f + b_hh_f, b_ih_b + b_hh_b]).unsqueeze(1)  # (2, 1, 4H)
-    projected = torch.baddbmm(bias, both, w_ih).view(2, batch, steps, 4 * hidden)
-    w_hh = torch.stack([w_hh_f, w_hh_b]).transpose(1, 2)  # (2, H, 4H)
-    h = inputs.new_zeros(2, batch, hidden)
-    c = inputs.new_zeros(2, batch, hidden)
-    outputs = []
-    for x_t in projected.unbind(2):  # (2, B, 4H) per time step; unbind's backward is one stack
-        gates = torch.baddbmm(x_t, h, w_hh)
-        i, f, g, o = gates.chunk(4, dim=2)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        h = torch.sigmoid(o) * torch.tanh(c)
-        outputs.append(h)
-    forward, backward = torch.stack(outputs, dim=2).unbind(0)  # 2 x (B, T, H)
-    backward = backward.gather(1, reverse.unsqueeze(2).expand(batch, steps, hidden))
+    backward = _direction(flipped, weights[4:], training)  # (B, T, H), in reversed order
+    backward = backward.gather(1, reverse.unsqueeze(2).expand_as(backward))
     return torch.cat([forward, backward], dim=2)
 
 
@@ -73,5 +70,5 @@ def bilstm(lstm: nn.LSTM, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.
         if layer > 0 and lstm.dropout > 0:
             output = nn.functional.dropout(output, lstm.dropout, lstm.training)
         names = [f"{kind}_l{layer}{suffix}" for suffix in ("", "_reverse") for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-        output = _layer(output, [getattr(lstm, name) for name in names], reverse)
+        output = _layer(output, [getattr(lstm, name) for name in names], reverse, lstm.training)
     return output * mask

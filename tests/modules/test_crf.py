@@ -57,14 +57,35 @@ def test_log_likelihood_and_viterbi_match_pytorch_crf(seed):
     assert [paths[i, :n].tolist() for i, n in enumerate(lengths)] == oracle.decode(emissions, mask)
 
 
-def test_gradients_match_pytorch_crf():
-    emissions, gold, mask = random_inputs(3, batch=4, steps=6, tags=4)
+@pytest.mark.parametrize("seed", range(3))
+def test_gradients_match_pytorch_crf(seed):
+    """The hand-written backward pass of log Z against autograd through pytorch-crf."""
+    emissions, gold, mask = random_inputs(seed, batch=4, steps=6, tags=4)
+    emissions.requires_grad_(True)
     crf = CRF(4)
     oracle = oracle_like(crf)
-    crf(emissions, gold, mask).sum().backward()
-    (-oracle(emissions, gold, mask, reduction="sum")).backward()
-    torch.testing.assert_close(crf.transitions.grad, oracle.transitions.grad)
-    torch.testing.assert_close(crf.start_transitions.grad, oracle.start_transitions.grad)
+    weights = torch.rand(4)  # a different upstream gradient per sentence
+    (crf(emissions, gold, mask) * weights).sum().backward()
+    ours = emissions.grad.clone()
+    emissions.grad = None
+    (-oracle(emissions, gold, mask, reduction="none") * weights).sum().backward()
+    torch.testing.assert_close(ours, emissions.grad)
+    for name in ("transitions", "start_transitions", "end_transitions"):
+        torch.testing.assert_close(getattr(crf, name).grad, getattr(oracle, name).grad)
+
+
+def test_constrained_log_partition_gradients_match_autograd_through_brute_force():
+    labels = ["O", "B-PER", "I-PER", "E-PER", "S-PER"]
+    torch.manual_seed(0)
+    crf = CRF(len(labels), allowed_transitions("iobes", labels))
+    emissions = (torch.randn(3, 4, len(labels)) * 3).requires_grad_(True)
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0], [1, 0, 0, 0]], dtype=torch.bool)
+    parameters = [emissions, crf.start_transitions, crf.transitions, crf.end_transitions]
+    ours = torch.autograd.grad(crf.log_partition(emissions, mask).sum(), parameters)
+    expected_z = sum(brute_force(crf, emissions[i], n)[0] for i, n in enumerate(mask.sum(1).tolist()))
+    expected = torch.autograd.grad(expected_z, parameters)
+    for a, b in zip(ours, expected, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -143,3 +164,19 @@ def test_clear_errors_on_bad_shapes():
         crf.decode(torch.zeros(2, 3, 3), torch.zeros(2, 3, dtype=torch.bool))
     with pytest.raises(ValueError, match="tags must be"):
         crf.log_likelihood(torch.zeros(2, 3, 3), torch.zeros(2, 4, dtype=torch.long), torch.ones(2, 3, dtype=torch.bool))
+
+
+def test_log_partition_is_stable_for_extreme_scores():
+    """The probability-space recursion rescales at every step: huge or tiny scores
+    give the same log Z as pytorch-crf's log-space one, and finite gradients."""
+    emissions, gold, mask = random_inputs(5, batch=4, steps=30, tags=6)
+    crf = CRF(6)
+    with torch.no_grad():
+        crf.transitions.mul_(300.0)
+    oracle = oracle_like(crf)
+    for scale in (1e-3, 1.0, 500.0):
+        scaled = (emissions * scale).requires_grad_(True)
+        ours = crf.log_likelihood(scaled, gold, mask)
+        torch.testing.assert_close(ours, oracle(scaled, gold, mask, reduction="none"), rtol=1e-4, atol=1e-2)
+        ours.sum().backward()
+        assert torch.isfinite(scaled.grad).all() and torch.isfinite(crf.transitions.grad).all()
