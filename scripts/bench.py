@@ -79,7 +79,7 @@ def worker_train(args: argparse.Namespace) -> dict:
             optimizer.zero_grad(set_to_none=True)
             loss = task.loss(batch)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(parameters, 5.0)
+            torch.nn.utils.clip_grad_norm_(parameters, 5.0, foreach=True)
             optimizer.step()
 
     run(warm)

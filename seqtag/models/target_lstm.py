@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
 
 from seqtag.models.tagger import init_forget_bias
 from seqtag.modules.dropout import Dropout
@@ -137,9 +136,12 @@ class TargetLSTM(nn.Module):
         if target is not None:
             inputs = torch.cat([inputs, target.unsqueeze(1).expand(-1, inputs.size(1), -1)], dim=2)  # (B, T, 2D)
         inputs = self.dropout(inputs)
-        packed = pack_padded_sequence(inputs, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        _, (last, _) = lstm(packed)  # last: (1, B, H), in the batch's original order
-        return last[-1]
+        # Padded, not packed, input: PyTorch then runs oneDNN's fused LSTM kernel (several
+        # times faster on a CPU). Padding follows each row's last word, so the state
+        # there is exactly the packed LSTM's last state.
+        outputs, _ = lstm(inputs)  # (B, T, H)
+        last = (lengths.to(outputs.device) - 1).clamp(min=0)
+        return outputs[torch.arange(outputs.size(0), device=outputs.device), last]  # (B, H)
 
     def forward(self, batch: TargetBatch) -> torch.Tensor:
         """Class scores (logits) ``(B, num_classes)``."""

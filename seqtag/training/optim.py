@@ -16,7 +16,8 @@ def make_optimizer(
     """SGD with momentum (Ma & Hovy), Adam, AdamW or AdaGrad (Tai et al.), as the recipe says.
 
     ``parameters`` is an iterable of parameters or a list of parameter groups
-    (dicts with ``params`` and optionally ``lr_scale``).
+    (dicts with ``params`` and optionally ``lr_scale``). The multi-tensor
+    (``foreach``) implementations are used: on a CPU they are a little faster.
     """
     items = list(parameters)
     if items and isinstance(items[0], dict):
@@ -29,12 +30,12 @@ def make_optimizer(
     else:
         params = [p for p in items if p.requires_grad]
     if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, foreach=True)
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True)
     if config.optimizer == "adagrad":
-        return torch.optim.Adagrad(params, lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.Adagrad(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True)
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True)
 
 
 def learning_rate(config: TrainingConfig, epoch: int) -> float:

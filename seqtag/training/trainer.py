@@ -251,7 +251,7 @@ class Trainer:
                 )
             loss.backward()
             if config.clip_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(parameters, config.clip_grad_norm)
+                torch.nn.utils.clip_grad_norm_(parameters, config.clip_grad_norm, foreach=True)
             optimizer.step()
             if average is not None:
                 average.update()
