@@ -34,3 +34,21 @@ def test_matches_packed_nn_lstm_values_and_gradients(layers):
 def test_rejects_unsupported_lstm():
     with pytest.raises(ValueError):
         bilstm(nn.LSTM(3, 2, batch_first=True), torch.zeros(1, 2, 3), torch.tensor([2]))
+
+
+@pytest.mark.parametrize("lengths", [[1, 1, 1], [4, 4, 4], [4, 1, 3]])
+def test_edge_lengths_match_packed_nn_lstm_in_training_mode(lengths):
+    """Single-token sentences, no padding at all, and training mode (oneDNN's training kernels)."""
+    torch.manual_seed(7)
+    lstm = nn.LSTM(3, 4, bidirectional=True, batch_first=True).train()
+    steps = max(lengths)
+    inputs = torch.randn(3, steps, 3, requires_grad=True)
+    lengths_tensor = torch.tensor(lengths)
+    packed = pack_padded_sequence(inputs, lengths_tensor, batch_first=True, enforce_sorted=False)
+    expected, _ = pad_packed_sequence(lstm(packed)[0], batch_first=True, total_length=steps)
+    actual = bilstm(lstm, inputs, lengths_tensor)
+    torch.testing.assert_close(actual, expected)
+    grads_expected = torch.autograd.grad(expected.pow(2).sum(), [inputs, *lstm.parameters()])
+    grads_actual = torch.autograd.grad(actual.pow(2).sum(), [inputs, *lstm.parameters()])
+    for a, b in zip(grads_actual, grads_expected, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
