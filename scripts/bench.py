@@ -9,7 +9,8 @@ memory are clean:
   batches) after a warm-up on the ``--warmup`` sentences that follow them,
   for each batch size and thread count;
 * prediction throughput: tokens/s tagging the whole test set (pre-tokenised),
-  plus model load time and peak RSS.
+  plus model load time, peak RSS and the test F1 of the predictions; with
+  ``--onnx`` also with the network run by ONNX Runtime (``seqtag export``).
 
 The model is the CoNLL-03 recipe's (Ma & Hovy: GloVe 50d, char CNN 30x3,
 BiLSTM 200, CRF). Prediction uses ``--model`` if given (a trained file),
@@ -102,9 +103,9 @@ def worker_predict(args: argparse.Namespace) -> dict:
     started = time.perf_counter()
     import seqtag
 
-    tagger = seqtag.load(args.model)
+    tagger = seqtag.load(args.model, runtime="onnx" if args.onnx_file else "torch", onnx=args.onnx_file)
     load_seconds = time.perf_counter() - started
-    test = read_conll(Path(args.data) / "test.txt", 0, None)
+    test = read_conll(Path(args.data) / "test.txt", 0, 3)
     tagger.task.predict(test[:300], args.batch_size)  # warm-up
     tokens = sum(len(s) for s in test)
 
@@ -125,7 +126,8 @@ def worker_predict(args: argparse.Namespace) -> dict:
         raw_tokens = sum(len(s.tokens) for result in tagger.pipe(raw, batch_size=args.batch_size) for s in result)
 
     raw_seconds = timed(run_raw)
-    return {"what": "predict", "threads": args.threads, "batch": args.batch_size, "sentences": len(test),
+    f1 = tagger.task.score([s.labels for s in test], tagger.task.predict(test, args.batch_size)).get("f1")
+    return {"what": "predict-onnx" if args.onnx_file else "predict", "f1": f1, "threads": args.threads, "batch": args.batch_size, "sentences": len(test),
             "tokens": tokens, "seconds": round(seconds, 3), "tok_per_s": round(tokens / seconds, 1),
             "sent_per_s": round(len(test) / seconds, 1), "api_tok_per_s": round(tokens / api_seconds, 1),
             "raw_tokens": raw_tokens, "raw_tok_per_s": round(raw_tokens / raw_seconds, 1),
@@ -215,6 +217,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="alternating repetitions per measurement with --vs-flair")
     parser.add_argument("--skip-train", action="store_true")
     parser.add_argument("--skip-predict", action="store_true")
+    parser.add_argument("--onnx", action="store_true",
+                        help="also measure prediction with ONNX Runtime (exports the model; needs seqtag[onnx])")
+    parser.add_argument("--onnx-file", help=argparse.SUPPRESS)
     parser.add_argument("--worker", choices=("train", "predict"), help=argparse.SUPPRESS)
     parser.add_argument("--batch-size", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -238,22 +243,38 @@ def main() -> None:
                     print(f"train   threads={t} batch={b:<4} {results[-1]['sent_per_s']:>8.1f} sentences/s", file=sys.stderr)
         if not args.skip_predict:
             model = args.model or str(make_untrained_model(args, Path(folder)))
+            runtimes = [[]]
+            if args.onnx:
+                import seqtag
+                from seqtag.export import export_onnx
+
+                exported = export_onnx(seqtag.load(model).task, Path(folder) / "model.onnx")
+                runtimes.append(["--onnx-file", str(exported)])
             for t in threads:
-                results.append(spawn(args, ["--worker", "predict", "--threads", str(t), "--model", model,
-                                            "--batch-size", str(args.predict_batch_size)]))
-                print(f"predict threads={t} batch={args.predict_batch_size:<4} {results[-1]['tok_per_s']:>8.0f} tokens/s", file=sys.stderr)
+                for runtime in runtimes:  # PyTorch, then ONNX Runtime, one after the other
+                    results.append(spawn(args, ["--worker", "predict", "--threads", str(t), "--model", model,
+                                                "--batch-size", str(args.predict_batch_size), *runtime]))
+                    print(f"{results[-1]['what']} threads={t} batch={args.predict_batch_size:<4} "
+                          f"{results[-1]['tok_per_s']:>8.0f} tokens/s", file=sys.stderr)
         if args.vs_flair:
             model = args.model or str(make_untrained_model(args, Path(folder)))
             versus = versus_flair(args, threads, batch_sizes, model, Path(folder))
     print(f"\nseqtag {_version()} | torch {_torch_version()} | {os.cpu_count()} CPUs | CoNLL-03 ({args.data})")
-    print(f"{'measure':<10}{'threads':>8}{'batch':>7}{'sent/s':>10}{'tokens/s':>11}{'load s':>8}{'peak RSS MB':>13}")
+    print(f"{'measure':<13}{'threads':>8}{'batch':>7}{'sent/s':>10}{'tokens/s':>11}{'load s':>8}{'peak RSS MB':>13}")
     for r in results:
         load = f"{r['load_seconds']:.2f}" if "load_seconds" in r else "-"
-        print(f"{r['what']:<10}{r['threads']:>8}{r['batch']:>7}{r['sent_per_s']:>10.1f}{r['tok_per_s']:>11.0f}{load:>8}{r['peak_rss_mb']:>13.0f}")
+        print(f"{r['what']:<13}{r['threads']:>8}{r['batch']:>7}{r['sent_per_s']:>10.1f}{r['tok_per_s']:>11.0f}{load:>8}{r['peak_rss_mb']:>13.0f}")
     for r in results:
-        if r["what"] == "predict":
-            print(f"API, {r['threads']} thread(s): pre-tokenised tag_batch {r['api_tok_per_s']:.0f} tokens/s, raw text pipe "
-                  f"{r['raw_tok_per_s']:.0f} tokens/s ({100 * r['raw_vs_api']:.0f}%)")
+        if r["what"].startswith("predict"):
+            runtime = "ONNX Runtime" if r["what"] == "predict-onnx" else "PyTorch"
+            print(f"API ({runtime}), {r['threads']} thread(s): pre-tokenised tag_batch {r['api_tok_per_s']:.0f} tokens/s, "
+                  f"raw text pipe {r['raw_tok_per_s']:.0f} tokens/s ({100 * r['raw_vs_api']:.0f}%); test F1 {r['f1']:.2f}")
+    torch_rows = {r["threads"]: r for r in results if r["what"] == "predict"}
+    for r in results:
+        if r["what"] == "predict-onnx" and r["threads"] in torch_rows:
+            base = torch_rows[r["threads"]]
+            print(f"ONNX Runtime / PyTorch, {r['threads']} thread(s): {r['tok_per_s'] / base['tok_per_s']:.2f}x tokens/s, "
+                  f"test F1 {r['f1']:.2f} vs {base['f1']:.2f}")
     if versus:
         print(f"\nside by side with flair (medians of {args.repeats} alternating runs)")
         print(f"{'measure':<10}{'threads':>8}{'batch':>7}{'seqtag':>11}{'flair':>11}  {'unit':<9}{'ratio':>6}")

@@ -1,4 +1,4 @@
-"""The ``seqtag`` command: train, evaluate, predict, info. Thin layer over the library."""
+"""The ``seqtag`` command: train, evaluate, predict, export, info. Thin layer over the library."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from seqtag.evaluation import format_report
     from seqtag.predictor import load
 
-    tagger = load(args.model)
+    tagger = load(args.model, args.runtime, args.onnx)
     if tagger.task.name != "tagging":  # other tasks read their own file format
         metrics = tagger.evaluate_file(args.data, args.batch_size)
         print(json.dumps(metrics, indent=2) if args.json else f"{args.data}: {_headline(metrics)}")
@@ -61,7 +61,7 @@ def _predict(args: argparse.Namespace) -> int:
     from seqtag.data.conll import looks_like_conll, read_conll, read_token_lines, write_conll
     from seqtag.predictor import load
 
-    tagger = load(args.model)
+    tagger = load(args.model, args.runtime, args.onnx)
     if tagger.task.name != "tagging":  # other tasks read their own file format
         if args.output:
             with open(args.output, "w", encoding="utf-8") as out:
@@ -90,6 +90,17 @@ def _predict(args: argparse.Namespace) -> int:
                 for row, tag in zip(sentence.rows, sentence_tags, strict=True):
                     out.write("\t".join([*row, tag]) + "\n")
                 out.write("\n")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from seqtag.export import export_onnx
+    from seqtag.predictor import load
+
+    tagger = load(args.model)
+    output = Path(args.output) if args.output else Path(args.model).with_suffix(".onnx")
+    export_onnx(tagger.task, output)
+    print(f"wrote {output} ({output.stat().st_size / 2**20:.1f} MB); use it with --runtime onnx")
     return 0
 
 
@@ -159,6 +170,18 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--word-column", type=int, help="token column of CoNLL input (default: the recipe's)")
     predict.add_argument("--batch-size", type=int, default=256)
     predict.set_defaults(func=_predict)
+
+    for command in (evaluate, predict):
+        command.add_argument("--runtime", choices=("torch", "onnx"), default="torch",
+                             help="compute the tagger's network with PyTorch or ONNX Runtime (see seqtag export)")
+        command.add_argument("--onnx", metavar="FILE", help="ONNX file for --runtime onnx (default: MODEL with suffix .onnx)")
+
+    export = commands.add_parser("export", help="export a tagger's network to ONNX",
+                                 description="Write the tagger's network as an ONNX graph, checked against PyTorch, for "
+                                             "faster prediction with --runtime onnx (needs pip install 'seqtag[onnx]').")
+    export.add_argument("model", help="model file (model.seqtag)")
+    export.add_argument("--output", "-o", metavar="FILE", help="ONNX file to write (default: MODEL with suffix .onnx)")
+    export.set_defaults(func=_export)
 
     info = commands.add_parser("info", help="describe a model file", description="Show what a model file holds: task, tags, sizes, scores.")
     info.add_argument("model", help="model file (model.seqtag)")

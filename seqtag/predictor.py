@@ -12,6 +12,7 @@ from seqtag.archive import load_task
 from seqtag.data.conll import Sentence
 from seqtag.data.schemes import spans_from_tags
 from seqtag.data.text import Tokenizer
+from seqtag.errors import SeqtagError
 from seqtag.tasks.base import Task
 from seqtag.tasks.tagging import Prediction, TaggingTask
 
@@ -149,9 +150,22 @@ class SequenceTagger:
         return self.task.evaluate(sentences, batch_size)
 
 
-def load(path: str | Path) -> SequenceTagger | Any:
-    """Load a model file and return a ready predictor for its task."""
+def load(path: str | Path, runtime: str = "torch", onnx: str | Path | None = None) -> SequenceTagger | Any:
+    """Load a model file and return a ready predictor for its task.
+
+    Args:
+        path: the model file (``model.seqtag``).
+        runtime: ``"torch"``, or ``"onnx"`` to compute a tagger's network with ONNX
+            Runtime (about twice as fast on a CPU; made by ``seqtag export``).
+        onnx: the ONNX file for ``runtime="onnx"`` (default: ``path`` with suffix ``.onnx``).
+    """
+    if runtime not in ("torch", "onnx"):
+        raise SeqtagError(f"unknown runtime {runtime!r}; choose torch or onnx")
     task, metrics = load_task(path)
+    if runtime == "onnx":
+        if task.name != "tagging":
+            raise SeqtagError(f"{path}: the onnx runtime is for tagging models, this one is {task.name}")
+        task.use_onnx(Path(path).with_suffix(".onnx") if onnx is None else onnx)
     return predictor_for(task, metrics)
 
 

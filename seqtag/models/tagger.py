@@ -160,16 +160,22 @@ class Tagger(nn.Module):
             per_sentence = (token_loss * batch.mask).sum(1)
         return per_sentence.sum() if reduction == "sum" else per_sentence.mean()
 
-    def decode(self, batch: TaggingBatch) -> torch.Tensor:
-        """Best tag indices ``(B, T)`` (meaningful where ``batch.mask`` is True)."""
-        emissions = self(batch)
+    def decode(self, batch: TaggingBatch, emissions: torch.Tensor | None = None) -> torch.Tensor:
+        """Best tag indices ``(B, T)`` (meaningful where ``batch.mask`` is True).
+
+        ``emissions`` ``(B, T, K)``, if given, replace this network's own (e.g. from ONNX Runtime).
+        """
+        emissions = self(batch) if emissions is None else emissions
         if self.crf is not None:
             return self.crf.decode(emissions, batch.mask)[0]
         return emissions.argmax(-1)
 
-    def decode_detailed(self, batch: TaggingBatch, n_best: int = 0) -> "Decoded":
-        """Best tags with per-token marginal probabilities, and optionally the ``n_best`` best sequences."""
-        emissions = self(batch)
+    def decode_detailed(self, batch: TaggingBatch, n_best: int = 0, emissions: torch.Tensor | None = None) -> "Decoded":
+        """Best tags with per-token marginal probabilities, and optionally the ``n_best`` best sequences.
+
+        ``emissions`` as in :meth:`decode`.
+        """
+        emissions = self(batch) if emissions is None else emissions
         if self.crf is None:
             if n_best > 1:
                 raise ValueError("n-best lists need a CRF decoder; this model uses softmax")

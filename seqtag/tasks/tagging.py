@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -131,6 +132,7 @@ class TaggingTask(Task):
                 feature_sizes=tuple(len(v) for v in self.features),
             )
         self.model = model
+        self.runtime: Any = None  # ONNX Runtime emissions (use_onnx), or None for PyTorch
 
     @property
     def is_span_task(self) -> bool:
@@ -388,6 +390,20 @@ class TaggingTask(Task):
             plans.append(plan)
         return pieces, plans
 
+    def use_onnx(self, path: str | Path | None, threads: int | None = None) -> None:
+        """Compute emissions with ONNX Runtime from ``path`` (made by ``seqtag export``) when predicting.
+
+        Decoding stays here, so tags, confidences and n-best lists are those of
+        the PyTorch runtime up to float rounding. ``path=None`` goes back to PyTorch.
+        """
+        from seqtag.export import OnnxEmissions
+
+        self.runtime = None if path is None else OnnxEmissions(path, self.model, threads)
+
+    def _emissions(self, batch: TaggingBatch) -> torch.Tensor | None:
+        """Emissions from the ONNX runtime if one is set, else None (the model computes them)."""
+        return None if self.runtime is None else self.runtime(batch)
+
     @torch.inference_mode()
     def predict_indices(self, encoded: Sequence[Encoded], batch_size: int = 256) -> list[list[int]]:
         """Tag indices (training scheme) for each encoded sentence, in input order."""
@@ -396,7 +412,7 @@ class TaggingTask(Task):
         results: list[list[int]] = [[] for _ in pieces]
         for order in length_batches([len(e) for e in pieces], batch_size):
             batch = self.collate([pieces[i] for i in order])
-            best = self.model.decode(batch).tolist()
+            best = self.model.decode(batch, self._emissions(batch)).tolist()
             for row, i in enumerate(order):
                 results[i] = best[row][: len(pieces[i])]
         return [[tag for piece, keep_from, keep_to in plan for tag in results[piece][keep_from:keep_to]] for plan in plans]
@@ -412,7 +428,8 @@ class TaggingTask(Task):
         pieces, plans = self._pieces([self.encode(s, with_tags=False) for s in sentences])
         tagged: list[tuple[list[int], list[float], list[tuple[list[str], float]]]] = [None] * len(pieces)  # type: ignore[list-item]
         for order in length_batches([len(e) for e in pieces], batch_size):
-            decoded = self.model.decode_detailed(self.collate([pieces[i] for i in order]), n_best)
+            batch = self.collate([pieces[i] for i in order])
+            decoded = self.model.decode_detailed(batch, n_best, self._emissions(batch))
             best = decoded.tags.tolist()
             chosen = decoded.marginals.gather(2, decoded.tags.unsqueeze(2)).squeeze(2).tolist()  # (B, T)
             for row, i in enumerate(order):
