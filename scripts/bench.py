@@ -64,13 +64,16 @@ def worker_train(args: argparse.Namespace) -> dict:
     import torch
 
     from seqtag.training.optim import make_optimizer
+    from seqtag.training.trainer import WeightAverage
 
     torch.set_num_threads(args.threads)
     task, splits = _task(args.data, args.set or [])
+    config = task.recipe.training
+    average = WeightAverage(task.model, config.average_decay) if config.average_decay else None
     train = splits["train"]
     timed = train[: args.train_sentences]
     warm = train[args.train_sentences : args.train_sentences + args.warmup]
-    optimizer = make_optimizer(task.model.parameters(), task.recipe.training)
+    optimizer = make_optimizer(task.model.parameters(), config)
     generator = torch.Generator().manual_seed(1)
     parameters = [p for p in task.model.parameters() if p.requires_grad]
     task.model.train()
@@ -80,8 +83,10 @@ def worker_train(args: argparse.Namespace) -> dict:
             optimizer.zero_grad(set_to_none=True)
             loss = task.loss(batch)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(parameters, 5.0, foreach=True)
+            torch.nn.utils.clip_grad_norm_(parameters, config.clip_grad_norm or float("inf"), foreach=True)
             optimizer.step()
+            if average is not None:  # the recipe's weight averaging is part of its step
+                average.update()
 
     run(warm)
     task._encoded(timed)  # encoding is done once per training run, not per epoch: keep it out of the timing

@@ -21,10 +21,14 @@ onnxruntime).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
+import logging
 import os
 import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +156,23 @@ def _sample_batches(task: Any) -> list[Any]:
     return [task.collate([task.encode(sentence(n, 3 * n + k), with_tags=False) for k, n in enumerate(g)]) for g in groups]
 
 
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence the exporter and its graph optimiser: notes on every folded constant, printed
+    progress, warnings about packages the export does not use."""
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript", "onnx_ir")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
 def export_onnx(task: Any, path: str | Path) -> Path:
     """Export ``task``'s tagger network to ``path`` (one ONNX file) and check it.
 
@@ -173,8 +194,7 @@ def export_onnx(task: Any, path: str | Path) -> Path:
                               "casing": {0: batch, 1: steps}, "lengths": {0: batch}}
     if task.features:
         shapes["features"] = {0: batch, 1: steps}
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the exporter's notes on axis names and optional packages
+    with torch.no_grad(), _quiet():
         program = torch.onnx.export(exportable, _inputs(task, samples[0]), dynamo=True, input_names=names,
                                     output_names=["emissions"], dynamic_shapes=shapes, verbose=False)
     graph = program.model_proto
