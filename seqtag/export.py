@@ -3,8 +3,8 @@
 The network (words, characters, casing and feature columns -> BiLSTM ->
 emission scores) is exported; the CRF's Viterbi decoding, marginals and
 everything around them stay in seqtag, so both runtimes give the same tags.
-On this project's 2-core CPU, ONNX Runtime computes the emissions about
-twice as fast as PyTorch (see the README's Performance section).
+On this project's 2-core CPU, ONNX Runtime computes the emissions about 1.9x
+as fast as PyTorch, 1.2-1.3x end to end (see the README's Performance section).
 
     seqtag export runs/conll03/model.seqtag            # writes runs/conll03/model.onnx
     seqtag predict runs/conll03/model.seqtag input.txt --runtime onnx

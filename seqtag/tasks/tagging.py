@@ -394,7 +394,9 @@ class TaggingTask(Task):
         """Compute emissions with ONNX Runtime from ``path`` (made by ``seqtag export``) when predicting.
 
         Decoding stays here, so tags, confidences and n-best lists are those of
-        the PyTorch runtime up to float rounding. ``path=None`` goes back to PyTorch.
+        the PyTorch runtime up to float rounding. The graph is a snapshot of the
+        weights (checked when opened): export again after changing them.
+        ``path=None`` goes back to PyTorch.
         """
         from seqtag.export import OnnxEmissions
 
