@@ -47,6 +47,19 @@ def write_corpus(path: Path, sentences: int, seed: int, sep: str = " ") -> Path:
     return path
 
 
+def write_three_column_corpus(source: Path, folder: Path) -> Path:
+    """Copy a 2-column corpus folder adding a middle input column (``CAP``/``LOW``, a stand-in
+    for POS) before the label, for tests of ``data.feature_columns``."""
+    folder.mkdir()
+    for name in ("train.txt", "valid.txt", "test.txt"):
+        lines = []
+        for line in (source / name).read_text(encoding="utf-8").splitlines():
+            word, _, tag = line.partition(" ")
+            lines.append(f"{word} {'CAP' if word[:1].isupper() else 'LOW'} {tag}" if line else "")
+        (folder / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder with made-up train.txt / valid.txt / test.txt (2 columns, IOB2)."""

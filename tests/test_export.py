@@ -14,7 +14,7 @@ from seqtag.errors import SeqtagError
 from seqtag.export import OnnxEmissions, export_onnx
 from seqtag.recipe import recipe_from_dict
 from seqtag.tasks.tagging import TaggingTask, length_batches
-from tests.conftest import TINY_RECIPE
+from tests.conftest import TINY_RECIPE, write_three_column_corpus
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
@@ -59,14 +59,7 @@ def test_load_with_onnx_runtime_gives_the_same_tags_confidences_and_scores(tiny_
 def test_every_input_kind_exports(tmp_path, tiny_corpus):
     """Casing, a feature column, pretrained-only words (the frozen table), an even char-CNN width
     and two LSTM layers."""
-    folder = tmp_path / "three-columns"
-    folder.mkdir()
-    for name in ("train.txt", "valid.txt", "test.txt"):
-        lines = []
-        for line in (tiny_corpus / name).read_text(encoding="utf-8").splitlines():
-            word, _, tag = line.partition(" ")
-            lines.append(f"{word} {'CAP' if word[:1].isupper() else 'LOW'} {tag}" if line else "")
-        (folder / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    folder = write_three_column_corpus(tiny_corpus, tmp_path / "three-columns")
     vectors = tmp_path / "vectors.txt"
     words = ["oslo", "zanzibar", "visited", "kyoto", "the"]
     vectors.write_text("\n".join(f"{w} " + " ".join(f"{(i + 1) * 0.1 + j * 0.01:.3f}" for j in range(16)) for i, w in enumerate(words)) + "\n")

@@ -135,13 +135,13 @@ class _LogPartition(torch.autograd.Function):
         last = mask.sum(1) - 1  # (B,)
         final = alphas[torch.arange(alphas.size(0), device=alphas.device), last]  # (B, K)
         log_z = torch.logsumexp(final + end, dim=1)  # (B,)
-        ctx.save_for_backward(emissions, mask, transitions, end, alphas, log_z)
+        ctx.save_for_backward(emissions, mask, transitions, end, alphas, log_z, last)
         return log_z
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, torch.Tensor, torch.Tensor, torch.Tensor]:  # type: ignore[override]
-        emissions, mask, transitions, end, alphas, log_z = ctx.saved_tensors
+        emissions, mask, transitions, end, alphas, log_z, last = ctx.saved_tensors
         betas = _betas(emissions, mask, transitions, end)  # (B, T, K)
         padding = ~mask.unsqueeze(2)  # (B, T, 1)
         log_z = log_z.view(-1, 1, 1)
@@ -154,7 +154,6 @@ class _LogPartition(torch.autograd.Function):
         grad_transitions = torch.einsum("btij,b->ij", pairwise, grad)
         unary = unary * grad.view(-1, 1, 1)
         # The sentence's last tag: p(y_last = k) is the end score's gradient.
-        last = mask.sum(1) - 1
         batch = torch.arange(emissions.size(0), device=emissions.device)
         grad_end = unary[batch, last].sum(0)
         return unary, None, unary[:, 0].sum(0), grad_transitions, grad_end

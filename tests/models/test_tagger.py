@@ -164,16 +164,9 @@ def test_predictor_api(tiny_model):
 
 def test_feature_columns_are_embedded_and_required_at_prediction(tmp_path, tiny_corpus):
     """A third input column (here a made-up 'shape' tag, as POS would be for chunking) feeds the model."""
-    from tests.conftest import TINY_RECIPE
+    from tests.conftest import TINY_RECIPE, write_three_column_corpus
 
-    folder = tmp_path / "three-columns"
-    folder.mkdir()
-    for name in ("train.txt", "valid.txt", "test.txt"):
-        lines = []
-        for line in (tiny_corpus / name).read_text(encoding="utf-8").splitlines():
-            word, _, tag = line.partition(" ")
-            lines.append(f"{word} {'CAP' if word[:1].isupper() else 'LOW'} {tag}" if line else "")
-        (folder / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    folder = write_three_column_corpus(tiny_corpus, tmp_path / "three-columns")
     recipe = copy.deepcopy(TINY_RECIPE)
     recipe["data"] = {"dir": str(folder), "label_column": 2, "feature_columns": [1]}
     recipe["model"]["feature_dim"] = 4
