@@ -27,6 +27,22 @@ if TYPE_CHECKING:
 BUILTIN = ("glove-6b-50d",)
 FORMATS = ("auto", "word2vec", "word2vec-binary", "glove", "fasttext")
 _DIGITS = re.compile(r"[0-9]")
+# Penn Treebank bracket escapes (PTB, OntoNotes, SST and the Twitter corpus of Dong et al. use them).
+_PTB_ESCAPES = {"-lrb-": "(", "-rrb-": ")", "-lsb-": "[", "-rsb-": "]", "-lcb-": "{", "-rcb-": "}"}
+_ESCAPED = re.compile("|".join(map(re.escape, _PTB_ESCAPES)))
+_NOSE = re.compile(r"^([:;=8])[-o^']+(.{1,2})$")  # ":-)" -> ":)", ";-(" -> ";(", "=-d" -> "=d"
+
+
+def spelling_variants(word: str) -> list[str]:
+    """Lower-case spellings to try, in order, when ``word`` itself has no vector: its lower
+    case, with digits as zeros, with PTB bracket escapes undone (``-lrb-`` -> ``(``,
+    ``:-rrb-`` -> ``:-)``), and emoticons without their nose (``:-)`` -> ``:)``)."""
+    lower = word.lower()
+    variants = [lower, _DIGITS.sub("0", lower)]
+    unescaped = _ESCAPED.sub(lambda match: _PTB_ESCAPES[match.group()], lower)
+    variants.append(unescaped)
+    variants.append(_NOSE.sub(r"\1\2", unescaped))
+    return list(dict.fromkeys(v for v in variants if v != word))
 
 
 @dataclass
@@ -51,14 +67,17 @@ class PretrainedVectors:
         return int(self.vectors.shape[1])
 
     def find(self, word: str) -> int | None:
-        """Row of ``word``: exact spelling, then lower case, then digits as zeros."""
-        for key in (word, word.lower()):
+        """Row of ``word``: exact spelling, then its :func:`spelling_variants`."""
+        row = self.index.get(word)
+        if row is not None:
+            return row
+        for key in spelling_variants(word):
             row = self.index.get(key)
             if row is None:
                 row = self._lower.get(key)
             if row is not None:
                 return row
-        return self.index.get(_DIGITS.sub("0", word.lower()))
+        return None
 
     def __len__(self) -> int:
         return len(self.words)

@@ -19,6 +19,13 @@ from seqtag.data.schemes import SCHEMES, normalize_scheme
 from seqtag.errors import DataError, RecipeError
 
 
+def split_names(value: str | list[str] | None) -> list[str]:
+    """A recipe's ``data.train``/``dev``/``test`` entry as a list of file names."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
 class Section(BaseModel):
     """Base of all recipe sections: unknown keys are rejected."""
 
@@ -118,6 +125,12 @@ class TaggerModelConfig(Section):
     )
     decoder: Literal["crf", "softmax"] = "crf"
     crf: CRFConfig = CRFConfig()
+    init_from: str | None = Field(
+        None,
+        description="a trained seqtag tagger (model file) to start from (transfer learning): its word and character "
+        "vectors are copied by symbol, every other weight whose name and shape match is copied; the output layer "
+        "and CRF start fresh unless both corpora have the same tags",
+    )
 
     @field_validator("tag_scheme")
     @classmethod
@@ -137,9 +150,10 @@ class ConllDataConfig(Section):
     tags_field: str = "ner_tags"
     tag_names: list[str] | None = Field(None, description="names of integer tags when the dataset has no ClassLabel")
     dir: str = "."
-    train: str = "train.txt"
-    dev: str | None = "valid.txt"
-    test: str | None = "test.txt"
+    train: str | list[str] = Field("train.txt", description="training file, or a list of files read one after another "
+                                   "(e.g. [train.conll, dev.conll] to train on both; then set dev: null)")
+    dev: str | list[str] | None = "valid.txt"
+    test: str | list[str] | None = "test.txt"
     word_column: int = 0
     label_column: int = -1
     feature_columns: list[int] = Field(
@@ -170,22 +184,30 @@ class Recipe(Section):
         combinations. Tasks extend it; each entry is ``"key.path: what is wrong"``."""
         return []
 
-    def split_file(self, split: str) -> Path | None:
-        """The existing file of split ``train``/``dev``/``test`` named by ``data.dir`` and
-        ``data.<split>``; None when the recipe names none. Raises DataError when it is missing."""
+    def split_files(self, split: str) -> list[Path]:
+        """The existing files of split ``train``/``dev``/``test`` named by ``data.dir`` and
+        ``data.<split>`` (one name or a list); empty when the recipe names none.
+        Raises DataError when one is missing."""
         data: Any = getattr(self, "data")  # noqa: B009  (each task recipe defines its own data section)
-        name = getattr(data, split)
-        if name is None:
-            return None
-        directory = self.resolve_path(data.dir, expect=name)
-        path = directory / name if directory is not None else None
-        if path is None or not path.is_file():
-            files = ", ".join(f for f in (data.train, data.dev, data.test) if f)
-            raise DataError(
-                f"the {split} file is missing. Put the corpus files ({files}) in {directory} "
-                "or point the recipe at them with --set data.dir=PATH"
-            )
-        return path
+        paths = []
+        for name in split_names(getattr(data, split)):
+            directory = self.resolve_path(data.dir, expect=name)
+            path = directory / name if directory is not None else None
+            if path is None or not path.is_file():
+                files = ", ".join(f for s in ("train", "dev", "test") for f in split_names(getattr(data, s)))
+                raise DataError(
+                    f"the {split} file {name} is missing. Put the corpus files ({files}) in {directory} "
+                    "or point the recipe at them with --set data.dir=PATH"
+                )
+            paths.append(path)
+        return paths
+
+    def split_file(self, split: str) -> Path | None:
+        """The one file of split ``split`` (see :meth:`split_files`), or None when the recipe names none."""
+        paths = self.split_files(split)
+        if len(paths) > 1:
+            raise RecipeError(f"data.{split}: this task reads one file, not a list")
+        return paths[0] if paths else None
 
     def resolve_path(self, path: str | None, expect: str | None = None) -> Path | None:
         """Resolve a relative path against the working directory, else against the recipe's folder.
@@ -231,17 +253,22 @@ class TaggingRecipe(Recipe):
                 found.append(f"data.disk: no folder {data.disk}")
         elif not data.hub:
             for split in ("train", "dev", "test"):
-                name = getattr(data, split)
-                if name is None:
-                    continue
-                folder = self.resolve_path(data.dir, expect=name)
-                if folder is None or not (folder / name).is_file():
-                    found.append(f"data.{split}: {name} not found in {data.dir} (set data.dir=FOLDER)")
+                for name in split_names(getattr(data, split)):
+                    folder = self.resolve_path(data.dir, expect=name)
+                    if folder is None or not (folder / name).is_file():
+                        found.append(f"data.{split}: {name} not found in {data.dir} (set data.dir=FOLDER)")
             if data.format == "conll" and data.word_column == data.label_column:
                 found.append("data.label_column: the same column as data.word_column")
             for column in data.feature_columns:
                 if column in (data.word_column, data.label_column):
                     found.append(f"data.feature_columns: column {column} is the word or label column")
+        if self.model.init_from:
+            source = self.resolve_path(self.model.init_from)
+            if source is None or not source.is_file():
+                found.append(f"model.init_from: no model file {self.model.init_from}; train that model first "
+                             "(the recipe's comment says how) or set model.init_from=null")
+        if (data.hub or data.disk) and any(isinstance(getattr(data, split), list) for split in ("train", "dev", "test")):
+            found.append("data.train/dev/test: a list of files needs data.dir files, not hub or disk splits")
         if data.feature_columns and (data.hub or data.disk or data.format != "conll"):
             found.append("data.feature_columns: only CoNLL files have feature columns")
         found.extend(self.embeddings.problems(self))

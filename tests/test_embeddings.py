@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from seqtag.embeddings import load_vectors
+from seqtag.embeddings import PretrainedVectors, load_vectors, spelling_variants
 from seqtag.errors import RecipeError
 
 WORDS = ["the", "paris", "berlin", "1996", "café"]
@@ -47,6 +47,28 @@ def test_case_insensitive_and_digit_fallback(tmp_path):
     assert table.find("Paris") == table.find("PARIS") == 1
     assert table.find("Café") == 4
     assert table.find("unknownword") is None
+
+
+def test_ptb_escapes_and_emoticons_find_their_vectors():
+    words = ["(", ")", "[", ":)", ":(", "0000", "paris"]
+    table = PretrainedVectors(words, np.eye(len(words), dtype=np.float32), "toy")
+    assert table.find("-LRB-") == 0 and table.find("-rrb-") == 1 and table.find("-LSB-") == 2
+    assert table.find(":-RRB-") == table.find(":-)") == table.find(":--rrb-") == 3  # PTB-escaped, with a nose
+    assert table.find(":-lrb-") == table.find(":-(") == 4
+    assert table.find("2024") == 5 and table.find("PARIS") == 6
+    assert table.find("x-ray") is None and table.find("-lrb-x") is None
+    assert spelling_variants("paris") == []  # nothing to try beyond the word itself
+    assert spelling_variants("Paris") == ["paris"]
+
+
+def test_word_index_uses_the_same_variants():
+    from seqtag.data.vocab import Vocabulary
+    from seqtag.tasks.tagging import WordIndex
+
+    index = WordIndex(Vocabulary(["(", ":)", "0000s"]), num_trainable=5, lowercase=True)
+    assert index.index("-LRB-") == index.index("(") == 2
+    assert index.index(":-RRB-") == 3 and index.index("1990s") == 4
+    assert index.index("nothing") == index.vocab.unk_index
 
 
 def test_builtin_glove():

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from seqtag.data.conll import Sentence
 from seqtag.errors import DataError
+from seqtag.recipe import split_names
 
 if TYPE_CHECKING:
     from seqtag.recipe import ConllDataConfig, Recipe
@@ -53,15 +54,15 @@ def _load(recipe: Recipe, data: ConllDataConfig) -> tuple[Any, str]:
                 "data.format: json|csv|parquet with data.dir and data.train/dev/test, or data.disk for a "
                 "dataset saved with save_to_disk"
             ) from None
-    directory = recipe.resolve_path(data.dir, expect=data.train)
+    directory = recipe.resolve_path(data.dir, expect=split_names(data.train)[0])
     files = {}
     for split in ("train", "dev", "test"):
-        name = getattr(data, split)
-        if name is not None:
-            path = (directory or Path(".")) / name
+        paths = [(directory or Path(".")) / name for name in split_names(getattr(data, split))]
+        for path in paths:
             if not path.is_file():
                 raise DataError(f"the {split} file is missing; point the recipe at it with --set data.dir=PATH", path)
-            files[split] = str(path)
+        if paths:
+            files[split] = [str(path) for path in paths]
     try:
         return datasets.load_dataset(data.format, data_files=files), str(directory)
     except Exception as error:

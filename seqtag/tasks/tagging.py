@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -25,8 +24,8 @@ from seqtag.data.schemes import (
 from seqtag.data.sources import read_dataset_splits, uses_datasets
 from seqtag.data.text import TokenizerConfig
 from seqtag.data.vocab import Vocabulary
-from seqtag.embeddings import PretrainedVectors, load_vectors, word_vocabulary
-from seqtag.errors import DataError
+from seqtag.embeddings import PretrainedVectors, load_vectors, spelling_variants, word_vocabulary
+from seqtag.errors import ArchiveError, DataError, RecipeError
 from seqtag.evaluation import span_metrics, token_accuracy
 from seqtag.models.tagger import Tagger, TaggingBatch
 from seqtag.modules.embedders import casing
@@ -38,7 +37,6 @@ log = logging.getLogger(__name__)
 MAX_WORD_CHARS = 64  # longer words are encoded from their first and last 32 characters
 WINDOW = 250  # at prediction, longer sentences are tagged in overlapping windows of this many tokens
 CONTEXT = 25  # tokens of context on each side of a window's kept middle part
-_DIGITS = re.compile(r"[0-9]")
 
 
 @dataclass
@@ -68,8 +66,9 @@ class Encoded:
 class WordIndex:
     """Maps tokens to word-table rows: training vocabulary first, then pretrained-only words.
 
-    Lookup tries the token's key (lower-cased if the recipe says so), its lower
-    case, and its lower case with digits as zeros, before ``<unk>``.
+    Lookup tries the token's key (lower-cased if the recipe says so), then its
+    :func:`~seqtag.embeddings.spelling_variants` (lower case, digits as zeros, PTB
+    bracket escapes undone, emoticons without nose), before ``<unk>``.
     """
 
     def __init__(self, vocab: Vocabulary, num_trainable: int, lowercase: bool) -> None:
@@ -85,10 +84,11 @@ class WordIndex:
         key = self.key(token)
         found = stoi.get(key)
         if found is None:
-            lower = key.lower()
-            found = stoi.get(lower)
-            if found is None:
-                found = stoi.get(_DIGITS.sub("0", lower), self.vocab.unk_index)
+            for variant in spelling_variants(key):
+                found = stoi.get(variant)
+                if found is not None:
+                    return found
+            return self.vocab.unk_index
         return found
 
 
@@ -147,16 +147,19 @@ class TaggingTask(Task):
 
     @classmethod
     def read_split(cls, recipe: TaggingRecipe, split: str) -> list[Sentence] | None:
-        """Read the ``train``/``dev``/``test`` file named in the recipe (None when unset)."""
+        """Read the ``train``/``dev``/``test`` file(s) named in the recipe (None when unset)."""
         data = recipe.data
-        path = recipe.split_file(split)
-        if path is None:
+        paths = recipe.split_files(split)
+        if not paths:
             return None
-        stats = ReadStats()
-        sentences = read_conll(path, data.word_column, data.label_column, stats)
-        if not sentences:
-            raise DataError("no sentences in this file", path)
-        log.info("read %s: %d sentences, %d tokens (%d -DOCSTART- lines skipped)", path, stats.sentences, stats.tokens, stats.docstart_lines)
+        sentences: list[Sentence] = []
+        for path in paths:
+            stats = ReadStats()
+            read = read_conll(path, data.word_column, data.label_column, stats)
+            if not read:
+                raise DataError("no sentences in this file", path)
+            log.info("read %s: %d sentences, %d tokens (%d -DOCSTART- lines skipped)", path, stats.sentences, stats.tokens, stats.docstart_lines)
+            sentences.extend(read)
         return sentences
 
     @classmethod
@@ -181,6 +184,10 @@ class TaggingTask(Task):
         if recipe.embeddings.pretrained:
             vectors = load_vectors(recipe.embeddings.pretrained, recipe.embeddings.format, recipe.embeddings.limit)
         task = cls.build(recipe, train, scheme, vectors)
+        if recipe.model.init_from:
+            path = recipe.resolve_path(recipe.model.init_from)
+            assert path is not None
+            task.warm_start(path)
         return task, splits
 
     @classmethod
@@ -222,6 +229,70 @@ class TaggingTask(Task):
             num_trainable - 2, found, len(vocab) - num_trainable, len(chars), len(tags), train_scheme.upper(),
         )
         return task
+
+    def warm_start(self, path: Path) -> None:
+        """Start from the weights of the trained tagger in ``path`` (``model.init_from``).
+
+        Word rows (trainable and pretrained-only) and character rows are copied by
+        symbol, so the two corpora may have different vocabularies. Every other
+        weight is copied when its name and shape agree; the output layer and CRF
+        only when both models have the same tags in the same training scheme.
+        Weights that could not be copied keep their fresh initialisation.
+        """
+        from seqtag.archive import load_task
+
+        try:
+            source, _ = load_task(path)
+        except ArchiveError as error:
+            raise RecipeError(f"model.init_from: {error}; train that model first, or set model.init_from=null") from None
+        if not isinstance(source, TaggingTask):
+            raise RecipeError(f"model.init_from: {path} is a {source.name!r} model, not a tagging model")
+        if source.word_dim != self.word_dim:
+            raise RecipeError(f"model.init_from: {path}: its word vectors have {source.word_dim} dimensions, "
+                              f"this recipe's {self.word_dim}")
+        src_model, model = source.model, self.model
+        src_words = src_model.words
+        copied: list[str] = []
+        with torch.no_grad():
+            # Words: the source's (fine-tuned) row for every word both models know.
+            table = torch.cat([src_words.embedding.weight, src_words.frozen.float()])  # (V_src, D)
+            stoi = source.words.vocab.stoi
+            rows = [stoi.get(word) for word in self.words.vocab.itos]
+            trainable = self.words.num_trainable
+            hits = 0
+            for index, row in enumerate(rows):
+                if index == 0 or row is None or row == 0:  # padding stays zero
+                    continue
+                if index < trainable:
+                    model.words.embedding.weight[index] = table[row]
+                    hits += 1
+                elif row < src_words.num_trainable:  # pretrained-only here, fine-tuned there
+                    model.words.frozen[index - trainable] = table[row].to(model.words.frozen.dtype)
+                    hits += 1
+            copied.append(f"{hits} word vectors")
+            if model.chars is not None and src_model.chars is not None and type(model.chars) is type(src_model.chars):
+                src_embed, embed = src_model.chars.embedding.weight, model.chars.embedding.weight
+                if src_embed.size(1) == embed.size(1):
+                    pairs = [(i, source.chars.stoi[c]) for i, c in enumerate(self.chars.itos)
+                             if i >= 1 and c in source.chars.stoi]
+                    for index, row in pairs:
+                        embed[index] = src_embed[row]
+                    copied.append(f"{len(pairs)} character vectors")
+            same_tags = source.tags.itos == self.tags.itos and source.train_scheme == self.train_scheme
+            src_state = src_model.state_dict()
+            skip = ("words.", "replaceable", "chars.embedding.")
+            for name, value in model.state_dict().items():
+                if name.startswith(skip) or (not same_tags and name.startswith(("emissions.", "crf."))):
+                    continue
+                other = src_state.get(name)
+                if other is not None and other.shape == value.shape:
+                    value.copy_(other)
+                    copied.append(name)
+        modules = Counter(name.split(".")[0] for name in copied if "." in name)
+        summary = [name for name in copied if "." not in name] + [f"{module} ({n} tensors)" for module, n in modules.items()]
+        log.info("model.init_from %s: copied %s", path, ", ".join(summary))
+        if not any(name.startswith("encoder.") for name in copied):
+            log.warning("model.init_from %s: no encoder weight has the same shape here; only vectors were copied", path)
 
     # ------------------------------------------------------------- persistence
 

@@ -106,7 +106,8 @@ class _Progress:
 
 
 class Trainer:
-    """Trains ``task.model`` on the train split, selects the epoch with the best dev score.
+    """Trains ``task.model`` on the train split, selects the epoch with the best dev score
+    (without a dev split, trains ``max_epochs`` epochs and keeps the last).
 
     The run folder gets ``metrics.jsonl`` (one record per epoch), ``checkpoint.zip``
     (written atomically after every epoch, every ``checkpoint_every_steps`` steps and
@@ -362,7 +363,7 @@ class Trainer:
             if test is not None and config.evaluate_test_each_epoch:
                 record["test"] = task.evaluate(test, config.eval_batch_size)
             record["elapsed_seconds"] = progress.elapsed + time.perf_counter() - started
-            score = record["dev"][metric] if dev is not None else -record["loss"]
+            score = record["dev"][metric] if dev is not None else float(progress.epoch + 1)  # no dev: keep the last epoch
             improved = score > progress.best_score
             if improved:
                 progress.best_score, progress.best_epoch, progress.best_dev = score, progress.epoch + 1, record.get("dev")
