@@ -182,7 +182,14 @@ class Recipe(Section):
     def problems(self) -> list[str]:
         """What would stop this recipe before any work starts: missing files, impossible
         combinations. Tasks extend it; each entry is ``"key.path: what is wrong"``."""
-        return []
+        found = []
+        init_from = getattr(getattr(self, "model", None), "init_from", None)
+        if init_from:
+            source = self.resolve_path(init_from)
+            if source is None or not source.is_file():
+                found.append(f"model.init_from: no model file {init_from}; train that model first "
+                             "(the recipe's comment says how) or set model.init_from=null")
+        return found
 
     def split_files(self, split: str) -> list[Path]:
         """The existing files of split ``train``/``dev``/``test`` named by ``data.dir`` and
@@ -262,11 +269,6 @@ class TaggingRecipe(Recipe):
             for column in data.feature_columns:
                 if column in (data.word_column, data.label_column):
                     found.append(f"data.feature_columns: column {column} is the word or label column")
-        if self.model.init_from:
-            source = self.resolve_path(self.model.init_from)
-            if source is None or not source.is_file():
-                found.append(f"model.init_from: no model file {self.model.init_from}; train that model first "
-                             "(the recipe's comment says how) or set model.init_from=null")
         if (data.hub or data.disk) and any(isinstance(getattr(data, split), list) for split in ("train", "dev", "test")):
             found.append("data.train/dev/test: a list of files needs data.dir files, not hub or disk splits")
         if data.feature_columns and (data.hub or data.disk or data.format != "conll"):

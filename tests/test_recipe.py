@@ -20,7 +20,7 @@ def test_all_shipped_recipes_validate():
         elif recipe.resolve_path(recipe.data.dir).exists():  # data shipped with the recipe (demo)
             recipe = load_recipe(path, check=False)
         problems = recipe.problems()
-        source = recipe.model.init_from if isinstance(recipe, TaggingRecipe) else None
+        source = getattr(recipe.model, "init_from", None)
         if source and not (recipe.resolve_path(source) or Path()).is_file():  # a model this clone has not trained
             assert problems == [f"model.init_from: no model file {source}; train that model first (the recipe's "
                                 "comment says how) or set model.init_from=null"]

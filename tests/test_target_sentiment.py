@@ -402,6 +402,33 @@ def test_missing_corpus_names_the_folder(tmp_path):
         TargetSentimentTask.from_recipe(recipe)
 
 
+# --------------------------------------------------------------- transfer (init_from)
+
+
+def test_init_from_copies_lstms_softmax_and_vectors_by_symbol(trained, tmp_path):
+    source = seqtag.load(trained["td-lstm"].model_path).task
+    other = tmp_path / "other"
+    other.mkdir()
+    write_examples(other / "train.raw", make_examples(60, seed=7) + [("zulu $T$ zulu", "alpha", "0")])
+    recipe = tiny_recipe(other)
+    recipe["data"]["test"] = None
+    recipe["model"]["init_from"] = str(trained["td-lstm"].model_path)
+    task, _ = TargetSentimentTask.from_recipe(recipe_from_dict(recipe))
+    for name in ("left.weight_ih_l0", "right.weight_hh_l0", "output.weight", "output.bias"):
+        assert torch.equal(task.model.state_dict()[name], source.model.state_dict()[name]), name
+    assert task.words.vocab.itos != source.words.vocab.itos
+    for word in ("great", "alpha"):
+        mine, theirs = task.words.vocab.stoi[word], source.words.vocab.stoi[word]
+        assert torch.equal(task.model.words.embedding.weight[mine], source.model.words.embedding.weight[theirs])
+    recipe["model"]["architecture"] = "tc-lstm"  # LSTM inputs twice as wide: only the vectors and softmax fit
+    task, _ = TargetSentimentTask.from_recipe(recipe_from_dict(recipe))
+    assert task.model.left.weight_ih_l0.shape != source.model.left.weight_ih_l0.shape
+    assert torch.equal(task.model.output.weight, source.model.output.weight)
+    recipe["model"]["init_from"] = str(tmp_path / "missing.seqtag")
+    with pytest.raises(RecipeError, match="init_from.*no such model file"):
+        TargetSentimentTask.from_recipe(recipe_from_dict(recipe))
+
+
 # --------------------------------------------------------------------- real data
 
 

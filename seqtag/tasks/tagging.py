@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from seqtag import transfer
 from seqtag.data.conll import ReadStats, Sentence, read_conll
 from seqtag.data.schemes import (
     allowed_transitions,
@@ -25,7 +26,7 @@ from seqtag.data.sources import read_dataset_splits, uses_datasets
 from seqtag.data.text import TokenizerConfig
 from seqtag.data.vocab import Vocabulary
 from seqtag.embeddings import PretrainedVectors, load_vectors, spelling_variants, word_vocabulary
-from seqtag.errors import ArchiveError, DataError, RecipeError
+from seqtag.errors import DataError
 from seqtag.evaluation import span_metrics, token_accuracy
 from seqtag.models.tagger import Tagger, TaggingBatch
 from seqtag.modules.embedders import casing
@@ -239,60 +240,17 @@ class TaggingTask(Task):
         only when both models have the same tags in the same training scheme.
         Weights that could not be copied keep their fresh initialisation.
         """
-        from seqtag.archive import load_task
-
-        try:
-            source, _ = load_task(path)
-        except ArchiveError as error:
-            raise RecipeError(f"model.init_from: {error}; train that model first, or set model.init_from=null") from None
-        if not isinstance(source, TaggingTask):
-            raise RecipeError(f"model.init_from: {path} is a {source.name!r} model, not a tagging model")
-        if source.word_dim != self.word_dim:
-            raise RecipeError(f"model.init_from: {path}: its word vectors have {source.word_dim} dimensions, "
-                              f"this recipe's {self.word_dim}")
-        src_model, model = source.model, self.model
-        src_words = src_model.words
-        copied: list[str] = []
-        with torch.no_grad():
-            # Words: the source's (fine-tuned) row for every word both models know.
-            table = torch.cat([src_words.embedding.weight, src_words.frozen.float()])  # (V_src, D)
-            stoi = source.words.vocab.stoi
-            rows = [stoi.get(word) for word in self.words.vocab.itos]
-            trainable = self.words.num_trainable
-            hits = 0
-            for index, row in enumerate(rows):
-                if index == 0 or row is None or row == 0:  # padding stays zero
-                    continue
-                if index < trainable:
-                    model.words.embedding.weight[index] = table[row]
-                    hits += 1
-                elif row < src_words.num_trainable:  # pretrained-only here, fine-tuned there
-                    model.words.frozen[index - trainable] = table[row].to(model.words.frozen.dtype)
-                    hits += 1
-            copied.append(f"{hits} word vectors")
-            if model.chars is not None and src_model.chars is not None and type(model.chars) is type(src_model.chars):
-                src_embed, embed = src_model.chars.embedding.weight, model.chars.embedding.weight
-                if src_embed.size(1) == embed.size(1):
-                    pairs = [(i, source.chars.stoi[c]) for i, c in enumerate(self.chars.itos)
-                             if i >= 1 and c in source.chars.stoi]
-                    for index, row in pairs:
-                        embed[index] = src_embed[row]
-                    copied.append(f"{len(pairs)} character vectors")
-            same_tags = source.tags.itos == self.tags.itos and source.train_scheme == self.train_scheme
-            src_state = src_model.state_dict()
-            skip = ("words.", "replaceable", "chars.embedding.")
-            for name, value in model.state_dict().items():
-                if name.startswith(skip) or (not same_tags and name.startswith(("emissions.", "crf."))):
-                    continue
-                other = src_state.get(name)
-                if other is not None and other.shape == value.shape:
-                    value.copy_(other)
-                    copied.append(name)
-        modules = Counter(name.split(".")[0] for name in copied if "." in name)
-        summary = [name for name in copied if "." not in name] + [f"{module} ({n} tensors)" for module, n in modules.items()]
-        log.info("model.init_from %s: copied %s", path, ", ".join(summary))
-        if not any(name.startswith("encoder.") for name in copied):
-            log.warning("model.init_from %s: no encoder weight has the same shape here; only vectors were copied", path)
+        source = transfer.load_source(path, TaggingTask, self.word_dim)
+        counts = {"word vectors": transfer.copy_word_rows(self.model.words, self.words.vocab, source.model.words,
+                                                          source.words.vocab)}
+        if self.model.chars is not None and type(self.model.chars) is type(source.model.chars):
+            counts["character vectors"] = transfer.copy_rows(
+                self.model.chars.embedding.weight, self.chars, source.model.chars.embedding.weight, source.chars)  # type: ignore[union-attr]
+        skip = ["words.", "replaceable", "chars.embedding."]
+        if source.tags.itos != self.tags.itos or source.train_scheme != self.train_scheme:
+            skip += ["emissions.", "crf."]
+        copied = transfer.copy_matching(self.model, source.model, skip)
+        transfer.report(path, counts, copied, needed="encoder")
 
     # ------------------------------------------------------------- persistence
 

@@ -13,11 +13,13 @@ import logging
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from pydantic import Field
 
+from seqtag import transfer
 from seqtag.data.target import LABEL_NAMES, POLARITIES, TargetExample, holdout_split, label_counts, read_target_file
 from seqtag.data.text import TokenizerConfig
 from seqtag.data.vocab import Vocabulary
@@ -54,6 +56,11 @@ class TargetModelConfig(Section):
     )
     word_lr_scale: float = Field(1.0, gt=0, description="learning-rate factor of the fine-tuned word vectors")
     word_dropout: float = Field(0.0, ge=0, lt=1, description="probability of reading a word as <unk> during training")
+    init_from: str | None = Field(
+        None,
+        description="a trained target-sentiment model file to start from (transfer learning, e.g. from another "
+        "corpus): word vectors are copied by symbol, every other weight whose name and shape match is copied",
+    )
 
 
 class TargetSentimentRecipe(Recipe):
@@ -178,7 +185,22 @@ class TargetSentimentTask(Task):
         vectors = None
         if recipe.embeddings.pretrained:
             vectors = load_vectors(recipe.embeddings.pretrained, recipe.embeddings.format, recipe.embeddings.limit)
-        return cls.build(recipe, splits["train"], vectors), splits
+        task = cls.build(recipe, splits["train"], vectors)
+        if recipe.model.init_from:
+            path = recipe.resolve_path(recipe.model.init_from)
+            assert path is not None
+            task.warm_start(path)
+        return task, splits
+
+    def warm_start(self, path: Path) -> None:
+        """Start from the weights of the trained model in ``path`` (``model.init_from``): word
+        rows by symbol, every other weight whose name and shape agree (e.g. a TD-LSTM's two
+        LSTMs and its softmax layer, from a TD-LSTM trained on another corpus)."""
+        source = transfer.load_source(path, TargetSentimentTask, self.word_dim)
+        counts = {"word vectors": transfer.copy_word_rows(self.model.words, self.words.vocab, source.model.words,
+                                                          source.words.vocab)}
+        copied = transfer.copy_matching(self.model, source.model, skip=["words."])
+        transfer.report(path, counts, copied, needed="left")
 
     @classmethod
     def build(
