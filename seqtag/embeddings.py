@@ -36,7 +36,7 @@ _NOSE = re.compile(r"^([:;=8])[-o^']+(.{1,2})$")  # ":-)" -> ":)", ";-(" -> ";("
 def spelling_variants(word: str) -> list[str]:
     """Lower-case spellings to try, in order, when ``word`` itself has no vector: its lower
     case, with digits as zeros, with PTB bracket escapes undone (``-lrb-`` -> ``(``,
-    ``:-rrb-`` -> ``:-)``), and emoticons without their nose (``:-)`` -> ``:)``)."""
+    ``:-rrb-`` -> ``:)``), and emoticons without their nose (``:-)`` -> ``:)``)."""
     lower = word.lower()
     variants = [lower, _DIGITS.sub("0", lower)]
     unescaped = _ESCAPED.sub(lambda match: _PTB_ESCAPES[match.group()], lower)

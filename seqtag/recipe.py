@@ -156,6 +156,7 @@ class ConllDataConfig(Section):
     test: str | list[str] | None = "test.txt"
     word_column: int = 0
     label_column: int = -1
+
     feature_columns: list[int] = Field(
         default_factory=list,
         description="more input columns (e.g. the POS column for chunking), each embedded with model.feature_dim; "
@@ -167,6 +168,13 @@ class ConllDataConfig(Section):
     @classmethod
     def _scheme(cls, value: str) -> str:
         return value if value == "auto" else normalize_scheme(value)
+
+    @field_validator("train", "dev", "test")
+    @classmethod
+    def _files(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, list) and not value:
+            raise ValueError("an empty list of files")
+        return value
 
 
 class Recipe(Section):

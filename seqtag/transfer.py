@@ -89,9 +89,9 @@ def copy_matching(target: nn.Module, source: nn.Module, skip: Iterable[str] = ()
     source_state = source.state_dict()
     copied = []
     for name, value in target.state_dict().items():
-        other = source_state.get(name)
         if prefixes and name.startswith(prefixes):
             continue
+        other = source_state.get(name)
         if other is not None and other.shape == value.shape:
             value.copy_(other)
             copied.append(name)

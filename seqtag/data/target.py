@@ -241,4 +241,3 @@ def label_counts(examples: Sequence[TargetExample]) -> dict[str, int]:
         if example.label is not None:
             counts[example.label] += 1
     return counts
-
