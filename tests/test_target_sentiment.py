@@ -320,6 +320,20 @@ def test_select_by_macro_f1(target_corpus, tmp_path):
     assert len(splits["train"]) + len(splits["dev"]) == len(everything)
 
 
+def test_dev_fraction_zero_trains_on_all_of_train_and_keeps_the_last_epoch(target_corpus, tmp_path):
+    recipe = tiny_recipe(target_corpus)
+    recipe["data"]["dev_fraction"] = 0
+    recipe["training"]["max_epochs"] = 3
+    task, splits = TargetSentimentTask.from_recipe(recipe_from_dict(recipe))
+    assert set(splits) == {"train", "test"} and len(splits["train"]) == len(read_target_file(target_corpus / "train.raw"))
+    result = run(recipe_from_dict(recipe), tmp_path / "all")
+    assert result.best_dev is None and result.best_epoch == 3
+    records = [json.loads(line) for line in (tmp_path / "all" / "metrics.jsonl").read_text().splitlines()]
+    assert len(records) == 3 and "dev" not in records[-1]
+    model = seqtag.load(result.model_path)
+    assert model.evaluate_file(target_corpus / "test.raw")["accuracy"] == pytest.approx(result.test["accuracy"])
+
+
 # --------------------------------------------------------------------- API, CLI
 
 

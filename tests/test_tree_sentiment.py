@@ -137,11 +137,26 @@ def test_childsum_cell_and_groups(treebank: Path) -> None:
     task, splits = TreeSentimentTask.from_recipe(recipe)
     assert task.model.tree.hidden_size == 168
     groups = task.parameter_groups()
-    assert groups[1]["lr_scale"] == 1.0 and groups[1]["weight_decay"] == 0.0
+    assert groups[1]["lr_scale"] == 1.0 and groups[1]["weight_decay"] == 0.0 and not groups[1]["plain_sgd"]
     assert groups[1]["params"] == [task.model.words.embedding.weight]
     batch = next(task.batches(splits["train"], 10, shuffle=True, generator=torch.Generator().manual_seed(0)))
     task.model.eval()  # no dropout: the two reductions see the same scores
     assert task.loss(batch, "mean").item() == pytest.approx(task.loss(batch, "sum").item() / batch.num_trees, rel=1e-5)
+
+
+def test_word_vectors_by_plain_sgd(treebank: Path, tmp_path: Path) -> None:
+    """``embeddings.update: sgd`` (Tai et al.'s rule) trains the word table by SGD beside AdaGrad."""
+    from seqtag.tasks.tree_sentiment import TreeSentimentTask
+
+    recipe = recipe_dict(treebank)
+    recipe["embeddings"].update({"update": "sgd", "lr_scale": 20.0})
+    recipe["training"]["max_epochs"] = 4
+    task, _ = TreeSentimentTask.from_recipe(recipe_from_dict(recipe))
+    assert task.parameter_groups()[1]["plain_sgd"]
+    result = run(recipe_from_dict(recipe), tmp_path / "sgd")
+    assert len(result.history) == 4
+    assert result.test["root_accuracy"] > 90.0 and result.test["all_accuracy"] > 95.0  # as with AdaGrad
+    assert seqtag.load(result.model_path).evaluate_file(treebank / "test.txt") == pytest.approx(result.test)
 
 
 def test_binary_cell_rejects_flat_trees(treebank: Path, tmp_path: Path) -> None:

@@ -40,7 +40,10 @@ class TargetDataConfig(Section):
     train: str = "train.raw"
     dev: str | None = Field(None, description="dev file; without one, part of train is held out")
     test: str | None = "test.raw"
-    dev_fraction: float = Field(0.1, gt=0, lt=1, description="share of train held out as dev when there is no dev file")
+    dev_fraction: float = Field(
+        0.1, ge=0, lt=1, description="share of train held out as dev when there is no dev file; 0: none, train on "
+        "all of train for training.max_epochs epochs and keep the last"
+    )
     dev_seed: int = Field(1, description="seed of that held-out split (fixed, so every model seed sees the same split)")
 
 
@@ -176,7 +179,7 @@ class TargetSentimentTask(Task):
             examples = cls.read_split(recipe, split)
             if examples is not None:
                 splits[split] = examples
-        if "dev" not in splits:
+        if "dev" not in splits and recipe.data.dev_fraction > 0:
             train, dev = holdout_split(splits["train"], recipe.data.dev_fraction, recipe.data.dev_seed)
             if not dev or not train:
                 raise DataError(f"too few examples ({len(splits['train'])}) to hold out a dev part", splits["train"][0].path)

@@ -63,6 +63,10 @@ class TreeEmbeddingsConfig(EmbeddingsConfig):
     """Word vectors, fine-tuned with their own learning-rate factor and L2."""
 
     lr_scale: float = Field(0.1, gt=0, description="the word table's learning rate is training.lr times this")
+    update: Literal["optimizer", "sgd"] = Field(
+        "optimizer", description="how the word table learns: by training.optimizer like the other weights, or by "
+        "plain SGD (Tai et al.'s code: AdaGrad for the network, SGD for the word vectors)"
+    )
     weight_decay: float = Field(0.0, ge=0, description="L2 on the word table (the paper: none)")
 
 
@@ -75,6 +79,9 @@ class TreeLSTMModelConfig(Section):
     )
     dropout: float = Field(0.5, ge=0, lt=1, description="on node states before the classifier")
     input_dropout: float = Field(0.0, ge=0, lt=1, description="on word vectors")
+    root_weight: float = Field(
+        1.0, gt=0, description="weight of a root's loss against another node's (the paper: 1, every node alike)"
+    )
 
     @property
     def memory_size(self) -> int:
@@ -278,9 +285,17 @@ class TreeSentimentTask(Task):
             yield TreeBatch.build([encoded[i] for i in order])
 
     def loss(self, batch: TreeBatch, reduction: str = "sum") -> torch.Tensor:
-        """Cross-entropy summed over all labelled nodes; ``mean`` divides by the number of trees."""
+        """Cross-entropy summed over all labelled nodes (roots weighted by ``model.root_weight``);
+        ``mean`` divides by the number of trees."""
         scores = self.model(batch)  # (N, C)
-        loss = torch.nn.functional.cross_entropy(scores, batch.labels, ignore_index=IGNORE, reduction="sum")
+        root_weight = self.recipe.model.root_weight
+        if root_weight == 1.0:
+            loss = torch.nn.functional.cross_entropy(scores, batch.labels, ignore_index=IGNORE, reduction="sum")
+        else:
+            losses = torch.nn.functional.cross_entropy(scores, batch.labels, ignore_index=IGNORE, reduction="none")  # (N,)
+            weights = torch.ones_like(losses)
+            weights[batch.roots - 1] = root_weight  # node-table row r is score row r - 1
+            loss = (losses * weights).sum()
         return loss / batch.num_trees if reduction == "mean" else loss
 
     def batch_size_of(self, batch: TreeBatch) -> int:
@@ -331,14 +346,16 @@ class TreeSentimentTask(Task):
         }
 
     def parameter_groups(self) -> list[dict[str, Any]]:
-        """The word table with its own lr factor and L2 (``embeddings.lr_scale`` / ``weight_decay``), then the rest."""
+        """The rest, then the word table with its own lr factor, L2 and update rule (``embeddings.lr_scale`` /
+        ``weight_decay`` / ``update``)."""
         words = [p for p in self.model.words.parameters() if p.requires_grad]
         ids = {id(p) for p in words}
         rest = [p for p in self.model.parameters() if p.requires_grad and id(p) not in ids]
         groups: list[dict[str, Any]] = [{"params": rest}]
         if words:
             emb = self.recipe.embeddings
-            groups.append({"params": words, "lr_scale": emb.lr_scale, "weight_decay": emb.weight_decay})
+            groups.append({"params": words, "lr_scale": emb.lr_scale, "weight_decay": emb.weight_decay,
+                           "plain_sgd": emb.update == "sgd"})
         return groups
 
     def make_predictor(self, metrics: dict[str, Any] | None = None) -> Any:

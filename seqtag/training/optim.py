@@ -16,8 +16,9 @@ def make_optimizer(
     """SGD with momentum (Ma & Hovy), Adam, AdamW or AdaGrad (Tai et al.), as the recipe says.
 
     ``parameters`` is an iterable of parameters or a list of parameter groups
-    (dicts with ``params`` and optionally ``lr_scale``). The multi-tensor
-    (``foreach``) implementations are used: on a CPU they are a little faster.
+    (dicts with ``params`` and optionally ``lr_scale``, and ``plain_sgd: True`` for a group
+    updated by plain SGD whatever the optimiser, see :func:`with_plain_sgd_groups`). The
+    multi-tensor (``foreach``) implementations are used: on a CPU they are a little faster.
     """
     items = list(parameters)
     if items and isinstance(items[0], dict):
@@ -29,13 +30,46 @@ def make_optimizer(
             group["lr"] = config.lr * group["lr_scale"]
     else:
         params = [p for p in items if p.requires_grad]
+    plain = any(isinstance(group, dict) and group.get("plain_sgd") for group in params)
     if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, foreach=True)
-    if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True)
-    if config.optimizer == "adagrad":
-        return torch.optim.Adagrad(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True)
-    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True)
+        cls: type[torch.optim.Optimizer] = torch.optim.SGD
+        options: dict[str, Any] = {"momentum": config.momentum}
+    else:
+        cls = {"adam": torch.optim.Adam, "adagrad": torch.optim.Adagrad, "adamw": torch.optim.AdamW}[config.optimizer]
+        options = {}
+    if plain:
+        cls = with_plain_sgd_groups(cls)
+    return cls(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True, **options)
+
+
+def with_plain_sgd_groups(cls: type[torch.optim.Optimizer]) -> type[torch.optim.Optimizer]:
+    """A subclass of the optimiser ``cls`` whose parameter groups marked ``plain_sgd`` are updated
+    by ``p -= lr * (grad + weight_decay * p)``, with no optimiser state, while ``cls``'s own rule
+    updates the other groups. Tai et al. (2015) train the word vectors of their Tree-LSTM this way
+    beside AdaGrad. The groups stay in ``param_groups``, so learning rates, ``zero_grad`` and
+    checkpoints handle every parameter as usual."""
+
+    class PlainSGDGroups(cls):  # type: ignore[valid-type, misc]
+        def step(self, closure: Any = None) -> Any:
+            groups = self.param_groups
+            self.param_groups = [group for group in groups if not group.get("plain_sgd")]
+            try:
+                loss = super().step(closure)
+            finally:
+                self.param_groups = groups
+            with torch.no_grad():
+                for group in groups:
+                    if not group.get("plain_sgd"):
+                        continue
+                    for p in group["params"]:
+                        if p.grad is not None:
+                            if group["weight_decay"]:
+                                p.add_(p, alpha=-group["lr"] * group["weight_decay"])
+                            p.add_(p.grad, alpha=-group["lr"])
+            return loss
+
+    PlainSGDGroups.__name__ = PlainSGDGroups.__qualname__ = f"{cls.__name__}WithPlainSGDGroups"
+    return PlainSGDGroups
 
 
 def learning_rate(config: TrainingConfig, epoch: int) -> float:
