@@ -79,9 +79,6 @@ class TreeLSTMModelConfig(Section):
     )
     dropout: float = Field(0.5, ge=0, lt=1, description="on node states before the classifier")
     input_dropout: float = Field(0.0, ge=0, lt=1, description="on word vectors")
-    root_weight: float = Field(
-        1.0, gt=0, description="weight of a root's loss against another node's (the paper: 1, every node alike)"
-    )
 
     @property
     def memory_size(self) -> int:
@@ -285,17 +282,9 @@ class TreeSentimentTask(Task):
             yield TreeBatch.build([encoded[i] for i in order])
 
     def loss(self, batch: TreeBatch, reduction: str = "sum") -> torch.Tensor:
-        """Cross-entropy summed over all labelled nodes (roots weighted by ``model.root_weight``);
-        ``mean`` divides by the number of trees."""
+        """Cross-entropy summed over all labelled nodes; ``mean`` divides by the number of trees."""
         scores = self.model(batch)  # (N, C)
-        root_weight = self.recipe.model.root_weight
-        if root_weight == 1.0:
-            loss = torch.nn.functional.cross_entropy(scores, batch.labels, ignore_index=IGNORE, reduction="sum")
-        else:
-            losses = torch.nn.functional.cross_entropy(scores, batch.labels, ignore_index=IGNORE, reduction="none")  # (N,)
-            weights = torch.ones_like(losses)
-            weights[batch.roots - 1] = root_weight  # node-table row r is score row r - 1
-            loss = (losses * weights).sum()
+        loss = torch.nn.functional.cross_entropy(scores, batch.labels, ignore_index=IGNORE, reduction="sum")
         return loss / batch.num_trees if reduction == "mean" else loss
 
     def batch_size_of(self, batch: TreeBatch) -> int:
