@@ -284,6 +284,9 @@ def test_word_table_gets_its_own_learning_rate():
     task.recipe = recipe
     groups = task.parameter_groups()
     assert groups[1]["params"] == [task.model.words.embedding.weight] and groups[1]["lr_scale"] == 0.1
+    assert not groups[1]["plain_sgd"]
+    task.recipe = TargetSentimentRecipe.model_validate({"embeddings": {"dim": 6}, "model": {"word_update": "sgd"}})
+    assert task.parameter_groups()[1]["plain_sgd"]
     counted = sum(p.numel() for g in groups for p in g["params"])
     assert counted == sum(p.numel() for p in task.model.parameters() if p.requires_grad)
 

@@ -59,6 +59,10 @@ class TargetModelConfig(Section):
     )
     word_lr_scale: float = Field(1.0, gt=0, description="learning-rate factor of the fine-tuned word vectors")
     word_dropout: float = Field(0.0, ge=0, lt=1, description="probability of reading a word as <unk> during training")
+    word_update: Literal["optimizer", "sgd"] = Field(
+        "optimizer", description="how the fine-tuned word vectors learn: by training.optimizer like the other weights, "
+        "or by plain SGD (at training.lr times word_lr_scale)"
+    )
     init_from: str | None = Field(
         None,
         description="a trained target-sentiment model file to start from (transfer learning, e.g. from another "
@@ -257,12 +261,14 @@ class TargetSentimentTask(Task):
         return task
 
     def parameter_groups(self) -> list[dict[str, Any]]:
-        """The fine-tuned word table (at ``model.word_lr_scale`` times the rate) and the rest."""
+        """The rest, then the fine-tuned word table at ``model.word_lr_scale`` times the rate, by plain SGD
+        with ``model.word_update: sgd``."""
         table = self.model.words.embedding.weight
         rest = [p for name, p in self.model.named_parameters() if p.requires_grad and p is not table]
         groups: list[dict[str, Any]] = [{"params": rest}]
         if table.requires_grad:
-            groups.append({"params": [table], "lr_scale": self.recipe.model.word_lr_scale})
+            groups.append({"params": [table], "lr_scale": self.recipe.model.word_lr_scale,
+                           "plain_sgd": self.recipe.model.word_update == "sgd"})
         return groups
 
     # ---------------------------------------------------------------- batching
