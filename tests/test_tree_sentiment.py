@@ -159,6 +159,37 @@ def test_word_vectors_by_plain_sgd(treebank: Path, tmp_path: Path) -> None:
     assert seqtag.load(result.model_path).evaluate_file(treebank / "test.txt") == pytest.approx(result.test)
 
 
+def test_plain_sgd_run_resumes_to_the_same_weights(treebank: Path, tmp_path: Path) -> None:
+    """Interrupted after its first epoch and resumed, a run with plain-SGD word vectors ends with
+    exactly the weights of a run that was never stopped."""
+    from seqtag.archive import read_archive
+    from seqtag.training import trainer as trainer_module
+    from seqtag.training.trainer import TrainingInterrupted
+
+    recipe = recipe_dict(treebank)
+    recipe["embeddings"].update({"update": "sgd", "lr_scale": 20.0})
+    recipe["training"]["max_epochs"] = 3
+    whole = run(recipe_from_dict(recipe), tmp_path / "whole")
+    original = trainer_module.Trainer.train_epoch
+    calls = {"n": 0}
+
+    def interrupt_in_second_epoch(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 2:
+            self._interrupted = True  # what the SIGINT handler does
+        return original(self, *args, **kwargs)
+
+    trainer_module.Trainer.train_epoch = interrupt_in_second_epoch  # type: ignore[method-assign]
+    try:
+        with pytest.raises(TrainingInterrupted):
+            run(recipe_from_dict(recipe), tmp_path / "cut")
+    finally:
+        trainer_module.Trainer.train_epoch = original  # type: ignore[method-assign]
+    resumed = run(recipe_from_dict(recipe), resume=tmp_path / "cut")
+    first, second = read_archive(whole.model_path)["tensors"], read_archive(resumed.model_path)["tensors"]
+    assert first.keys() == second.keys() and all(torch.equal(first[name], second[name]) for name in first)
+
+
 def test_binary_cell_rejects_flat_trees(treebank: Path, tmp_path: Path) -> None:
     for name in ("train.txt", "dev.txt", "test.txt"):
         (tmp_path / name).write_text((treebank / name).read_text(encoding="utf-8"), encoding="utf-8")
