@@ -156,7 +156,6 @@ class ConllDataConfig(Section):
     test: str | list[str] | None = "test.txt"
     word_column: int = 0
     label_column: int = -1
-
     feature_columns: list[int] = Field(
         default_factory=list,
         description="more input columns (e.g. the POS column for chunking), each embedded with model.feature_dim; "

@@ -94,6 +94,31 @@ def tiny_recipe(tiny_corpus: Path) -> dict:
     return recipe
 
 
+def interrupt_in_second_epoch(recipe, folder: Path) -> None:  # type: ignore[no-untyped-def]
+    """Run ``recipe`` into ``folder`` and stop it at the first step of its second epoch, as
+    Ctrl-C does (the trainer saves a checkpoint and raises TrainingInterrupted, which says
+    ``--resume``); the caller resumes from ``folder``."""
+    from seqtag.training import trainer as trainer_module
+    from seqtag.training.run import run
+    from seqtag.training.trainer import TrainingInterrupted
+
+    original = trainer_module.Trainer.train_epoch
+    calls = {"n": 0}
+
+    def interrupting(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 2:
+            self._interrupted = True  # what the SIGINT handler does
+        return original(self, *args, **kwargs)
+
+    trainer_module.Trainer.train_epoch = interrupting  # type: ignore[method-assign]
+    try:
+        with pytest.raises(TrainingInterrupted, match="--resume"):
+            run(recipe, folder)
+    finally:
+        trainer_module.Trainer.train_epoch = original  # type: ignore[method-assign]
+
+
 def shared(*parts: str) -> Path:
     """A path under ../shared/data; skips the test when it is absent."""
     path = SHARED_DATA.joinpath(*parts)

@@ -16,6 +16,8 @@ from seqtag.errors import DataError
 from seqtag.recipe import load_recipe, recipe_from_dict
 from seqtag.training.run import run
 
+from .conftest import interrupt_in_second_epoch
+
 ROOT = Path(__file__).resolve().parent.parent
 SCORES = {"good": 1, "great": 2, "fun": 1, "bad": -1, "awful": -2, "dull": -1,
           "the": 0, "film": 0, "plot": 0, "is": 0, "was": 0, "a": 0}
@@ -163,28 +165,12 @@ def test_plain_sgd_run_resumes_to_the_same_weights(treebank: Path, tmp_path: Pat
     """Interrupted after its first epoch and resumed, a run with plain-SGD word vectors ends with
     exactly the weights of a run that was never stopped."""
     from seqtag.archive import read_archive
-    from seqtag.training import trainer as trainer_module
-    from seqtag.training.trainer import TrainingInterrupted
 
     recipe = recipe_dict(treebank)
     recipe["embeddings"].update({"update": "sgd", "lr_scale": 20.0})
     recipe["training"]["max_epochs"] = 3
     whole = run(recipe_from_dict(recipe), tmp_path / "whole")
-    original = trainer_module.Trainer.train_epoch
-    calls = {"n": 0}
-
-    def interrupt_in_second_epoch(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        calls["n"] += 1
-        if calls["n"] == 2:
-            self._interrupted = True  # what the SIGINT handler does
-        return original(self, *args, **kwargs)
-
-    trainer_module.Trainer.train_epoch = interrupt_in_second_epoch  # type: ignore[method-assign]
-    try:
-        with pytest.raises(TrainingInterrupted):
-            run(recipe_from_dict(recipe), tmp_path / "cut")
-    finally:
-        trainer_module.Trainer.train_epoch = original  # type: ignore[method-assign]
+    interrupt_in_second_epoch(recipe_from_dict(recipe), tmp_path / "cut")
     resumed = run(recipe_from_dict(recipe), resume=tmp_path / "cut")
     first, second = read_archive(whole.model_path)["tensors"], read_archive(resumed.model_path)["tensors"]
     assert first.keys() == second.keys() and all(torch.equal(first[name], second[name]) for name in first)

@@ -50,6 +50,13 @@ def with_plain_sgd_groups(cls: type[torch.optim.Optimizer]) -> type[torch.optim.
     checkpoints handle every parameter as usual."""
 
     class PlainSGDGroups(cls):  # type: ignore[valid-type, misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            for group in self.param_groups:  # AdaGrad allocates state up front; these never use it
+                if group.get("plain_sgd"):
+                    for p in group["params"]:
+                        self.state.pop(p, None)
+
         def step(self, closure: Any = None) -> Any:
             groups = self.param_groups
             self.param_groups = [group for group in groups if not group.get("plain_sgd")]
@@ -61,11 +68,10 @@ def with_plain_sgd_groups(cls: type[torch.optim.Optimizer]) -> type[torch.optim.
                 for group in groups:
                     if not group.get("plain_sgd"):
                         continue
-                    for p in group["params"]:
-                        if p.grad is not None:
-                            if group["weight_decay"]:
-                                p.add_(p, alpha=-group["lr"] * group["weight_decay"])
-                            p.add_(p.grad, alpha=-group["lr"])
+                    for p in (p for p in group["params"] if p.grad is not None):
+                        if group["weight_decay"]:
+                            p.add_(p, alpha=-group["lr"] * group["weight_decay"])
+                        p.add_(p.grad, alpha=-group["lr"])
             return loss
 
     PlainSGDGroups.__name__ = PlainSGDGroups.__qualname__ = f"{cls.__name__}WithPlainSGDGroups"

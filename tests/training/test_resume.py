@@ -21,8 +21,8 @@ from seqtag.errors import RecipeError
 from seqtag.recipe import apply_overrides, recipe_from_dict
 from seqtag.training.checkpoint import load_checkpoint
 from seqtag.training.run import run
-from seqtag.training.trainer import TrainingDiverged, TrainingInterrupted
-from tests.conftest import ROOT, shared
+from seqtag.training.trainer import TrainingDiverged
+from tests.conftest import ROOT, interrupt_in_second_epoch, shared
 
 DEMO = ROOT / "recipes" / "demo.yaml"
 
@@ -113,26 +113,9 @@ def test_sigkill_mid_epoch_then_resume_gives_identical_weights_conll03(tmp_path)
 
 def test_resume_in_process_matches_uninterrupted(tmp_path, tiny_recipe):
     """Interrupt (as Ctrl-C does) after a few steps, resume, compare with a run that was never stopped."""
-    from seqtag.training import trainer as trainer_module
-
     recipe = _recipe(tiny_recipe, ["training.max_epochs=3", "training.checkpoint_every_steps=2"])
     whole = run(recipe, tmp_path / "whole")
-
-    original = trainer_module.Trainer.train_epoch
-    calls = {"n": 0}
-
-    def interrupt_in_second_epoch(self, train, progress, *args, **kwargs):  # type: ignore[no-untyped-def]
-        calls["n"] += 1
-        if calls["n"] == 2:
-            self._interrupted = True  # what the SIGINT handler does
-        return original(self, train, progress, *args, **kwargs)
-
-    trainer_module.Trainer.train_epoch = interrupt_in_second_epoch  # type: ignore[method-assign]
-    try:
-        with pytest.raises(TrainingInterrupted, match="--resume"):
-            run(recipe, tmp_path / "cut")
-    finally:
-        trainer_module.Trainer.train_epoch = original  # type: ignore[method-assign]
+    interrupt_in_second_epoch(recipe, tmp_path / "cut")
     _, state = load_checkpoint(tmp_path / "cut" / "checkpoint.zip")
     assert state["progress"]["epoch"] == 1 and state["progress"]["step"] == 1  # the current step, then stop
     resumed = run(recipe, resume=tmp_path / "cut")
