@@ -16,7 +16,12 @@ def _train(args: argparse.Namespace) -> int:
 
     result = run_recipe(args.recipe, args.set or [], args.output, args.resume)
     print(f"model: {result.model_path}")
-    if result.best_dev is not None:
+    if result.selection is not None:
+        print(f"dev chose {result.best_epoch} epochs: dev {_headline(result.best_dev or {})}")
+        if result.selection.test is not None:
+            print(f"test of the early-stopped model {_headline(result.selection.test)}")
+        print(f"refit on train + dev for {result.best_epoch} epochs")
+    elif result.best_dev is not None:
         print(f"best epoch {result.best_epoch}: dev {_headline(result.best_dev)}")
     if result.test is not None:
         print(f"test {_headline(result.test)}")

@@ -51,6 +51,10 @@ class TrainingConfig(Section):
         None, gt=0, lt=1, description="evaluate and keep an exponential moving average of the weights (e.g. 0.999)"
     )
     evaluate_test_each_epoch: bool = True
+    refit: bool = Field(
+        False, description="after early stopping on dev, train a fresh model (same seed) on train + dev for the "
+        "chosen number of epochs and keep that one; the selection run stays in the run folder's selection/"
+    )
     progress: bool = True
     checkpoint_every_steps: int | None = Field(None, ge=1, description="also checkpoint every N steps inside an epoch")
     checkpoint_every_minutes: float | None = Field(

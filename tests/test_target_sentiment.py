@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import random
 from pathlib import Path
 
@@ -470,3 +471,12 @@ def test_real_corpora_read_and_short_twitter_run(tmp_path):
     model = seqtag.load(result.model_path)
     assert model.evaluate_file(twitter / "test.raw")["accuracy"] == pytest.approx(result.test["accuracy"])
     assert model.predict("i love my iphone but $T$ is awful", target="the battery").label in model.labels
+
+
+def test_refit_trains_on_all_of_train_after_the_held_out_choice(target_corpus: Path, tmp_path: Path, caplog) -> None:
+    """With a held-out dev (no dev file), ``training.refit`` trains the kept model on all of train."""
+    with caplog.at_level(logging.INFO, logger="seqtag.training.run"):
+        result = run(recipe_from_dict(tiny_recipe(target_corpus, refit=True, max_epochs=3)), tmp_path / "refit")
+    assert result.selection is not None and len(result.history) == result.best_epoch
+    assert "train + dev (169 + 31 examples)" in caplog.text  # 200 training examples, 15% of each label held out
+    assert seqtag.load(result.model_path).metrics["test"] == result.test

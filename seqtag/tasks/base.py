@@ -41,6 +41,15 @@ class Task(ABC):
 
     @classmethod
     @abstractmethod
+    def from_splits(cls, recipe: Recipe, splits: dict[str, list[Any]]) -> "Task":
+        """A fresh task for data already read: vocabularies from ``splits["train"]``, a new
+        model with the pretrained vectors copied in (and ``model.init_from`` applied).
+
+        ``training.refit`` uses it to build the model it trains on train + dev.
+        """
+
+    @classmethod
+    @abstractmethod
     def from_state(cls, recipe: Recipe, vocab: dict[str, Any], tensors: dict[str, torch.Tensor]) -> "Task":
         """Rebuild a trained task from a model file's contents."""
 

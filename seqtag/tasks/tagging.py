@@ -173,23 +173,32 @@ class TaggingTask(Task):
                 sentences = cls.read_split(recipe, split)
                 if sentences is not None:
                     splits[split] = sentences
-        train = splits["train"]
-        scheme = recipe.data.scheme
-        if scheme == "auto":
-            scheme = detect_scheme(s.labels or [] for s in train)
+        scheme = cls.tag_scheme(recipe, splits["train"])
+        if recipe.data.scheme == "auto":
             log.info("detected tag scheme: %s", scheme.upper())
         for sentences in splits.values():
             for sentence in sentences:
                 check_tags(sentence.labels or [], scheme, sentence.path, sentence.line)
+        return cls.from_splits(recipe, splits), splits
+
+    @staticmethod
+    def tag_scheme(recipe: TaggingRecipe, train: Sequence[Sentence]) -> str:
+        """The corpus tag scheme: the recipe's ``data.scheme``, or the one detected in ``train``."""
+        if recipe.data.scheme != "auto":
+            return recipe.data.scheme
+        return detect_scheme(s.labels or [] for s in train)
+
+    @classmethod
+    def from_splits(cls, recipe: TaggingRecipe, splits: dict[str, list[Sentence]]) -> "TaggingTask":  # type: ignore[override]
         vectors = None
         if recipe.embeddings.pretrained:
             vectors = load_vectors(recipe.embeddings.pretrained, recipe.embeddings.format, recipe.embeddings.limit)
-        task = cls.build(recipe, train, scheme, vectors)
+        task = cls.build(recipe, splits["train"], cls.tag_scheme(recipe, splits["train"]), vectors)
         if recipe.model.init_from:
             path = recipe.resolve_path(recipe.model.init_from)
             assert path is not None
             task.warm_start(path)
-        return task, splits
+        return task
 
     @classmethod
     def build(

@@ -189,6 +189,10 @@ class TargetSentimentTask(Task):
                 raise DataError(f"too few examples ({len(splits['train'])}) to hold out a dev part", splits["train"][0].path)
             splits = {"train": train, "dev": dev, **({"test": splits["test"]} if "test" in splits else {})}
             log.info("held out %d of the %d training examples as dev (seed %d)", len(dev), len(train) + len(dev), recipe.data.dev_seed)
+        return cls.from_splits(recipe, splits), splits
+
+    @classmethod
+    def from_splits(cls, recipe: TargetSentimentRecipe, splits: dict[str, list[TargetExample]]) -> "TargetSentimentTask":  # type: ignore[override]
         vectors = None
         if recipe.embeddings.pretrained:
             vectors = load_vectors(recipe.embeddings.pretrained, recipe.embeddings.format, recipe.embeddings.limit)
@@ -197,7 +201,7 @@ class TargetSentimentTask(Task):
             path = recipe.resolve_path(recipe.model.init_from)
             assert path is not None
             task.warm_start(path)
-        return task, splits
+        return task
 
     def warm_start(self, path: Path) -> None:
         """Start from the weights of the trained model in ``path`` (``model.init_from``): word

@@ -168,10 +168,7 @@ class TreeSentimentTask(Task):
             trees = cls.read_split(recipe, split)
             if trees is not None:
                 splits[split] = trees
-        vectors = None
-        if recipe.embeddings.pretrained:
-            vectors = load_vectors(recipe.embeddings.pretrained, recipe.embeddings.format, recipe.embeddings.limit)
-        task = cls.build(recipe, splits["train"], vectors)
+        task = cls.from_splits(recipe, splits)
         for split, trees in splits.items():
             kept = [t for t in trees if task.keep(t)]
             nodes = sum(len(t) for t in kept)
@@ -180,6 +177,13 @@ class TreeSentimentTask(Task):
                 raise DataError(f"no {split} trees left in the {task.classes} setting", trees[0].path)
             splits[split] = kept
         return task, splits
+
+    @classmethod
+    def from_splits(cls, recipe: TreeSentimentRecipe, splits: dict[str, list[Tree]]) -> "TreeSentimentTask":  # type: ignore[override]
+        vectors = None
+        if recipe.embeddings.pretrained:
+            vectors = load_vectors(recipe.embeddings.pretrained, recipe.embeddings.format, recipe.embeddings.limit)
+        return cls.build(recipe, splits["train"], vectors)
 
     @classmethod
     def build(cls, recipe: TreeSentimentRecipe, train: Sequence[Tree], vectors: PretrainedVectors | None) -> "TreeSentimentTask":

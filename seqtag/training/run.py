@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from seqtag.errors import RecipeError
 from seqtag.recipe import Recipe, load_recipe
 from seqtag.tasks import TASKS
+from seqtag.tasks.base import Task
+from seqtag.training.checkpoint import CHECKPOINT_NAME
 from seqtag.training.trainer import Trainer, TrainResult, seed_everything
 
 log = logging.getLogger(__name__)
+
+#: Sub-folder of a ``training.refit`` run holding the run that chose the number of epochs on dev.
+SELECTION = "selection"
 
 
 # Settings that may differ between a run and its resumption: they change neither data nor model.
@@ -41,7 +48,8 @@ def _flatten(data: dict, prefix: str = "") -> dict[str, object]:
 
 def _check_same_recipe(recipe: Recipe, run_dir: Path) -> None:
     stored_path = run_dir / "recipe.yaml"
-    if not (run_dir / "checkpoint.zip").exists():
+    progress_files = (run_dir / CHECKPOINT_NAME, run_dir / SELECTION / CHECKPOINT_NAME, run_dir / SELECTION / "selection.json")
+    if not any(path.exists() for path in progress_files):
         raise RecipeError(f"{run_dir}: no checkpoint.zip to resume from (is this a seqtag run folder?)")
     stored = _flatten(yaml.safe_load(stored_path.read_text(encoding="utf-8")) or {}) if stored_path.exists() else {}
     current = _flatten(recipe.model_dump(mode="json"))
@@ -67,6 +75,48 @@ def run(recipe: Recipe, output: str | Path | None = None, resume: str | Path | N
 
         torch.set_num_threads(recipe.training.threads)
     task, splits = TASKS[recipe.task].from_recipe(recipe)
+    if recipe.training.refit and "dev" in splits:
+        return _select_and_refit(recipe, task, splits, run_dir, resume is not None)
+    if recipe.training.refit:
+        log.warning("training.refit: there is no dev split to choose the number of epochs on; "
+                    "training %d epochs on train and keeping the last", recipe.training.max_epochs)
     result = Trainer(task, recipe.training, run_dir, recipe.seed).fit(splits, resume=resume is not None)
     log.info("best epoch %d; model saved to %s (%.0f s)", result.best_epoch, result.model_path, result.seconds)
+    return result
+
+
+def _select_and_refit(recipe: Recipe, task: Task, splits: dict[str, list[Any]], run_dir: Path, resume: bool) -> TrainResult:
+    """``training.refit``: early-stop on dev in ``run_dir/selection``, then train a fresh model
+    (same seed) on train + dev for the chosen number of epochs in ``run_dir``; keep the latter.
+
+    A resumed run continues whichever stage was interrupted.
+    """
+    selection_dir = run_dir / SELECTION
+    summary_path = selection_dir / "selection.json"
+    if resume and summary_path.exists():
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        selection = TrainResult(summary["best_epoch"], summary["dev"], summary["test"], summary["history"],
+                                selection_dir / "model.seqtag", summary["seconds"])
+        log.info("resuming: the selection run chose %d epochs", selection.best_epoch)
+    else:
+        resume_selection = resume and (selection_dir / CHECKPOINT_NAME).exists()
+        selection = Trainer(task, recipe.training, selection_dir, recipe.seed).fit(splits, resume=resume_selection)
+        summary = {"best_epoch": selection.best_epoch, "dev": selection.best_dev, "test": selection.test,
+                   "history": selection.history, "seconds": selection.seconds}
+        summary_path.write_text(json.dumps(summary, indent=2), encoding="utf-8")
+        (selection_dir / CHECKPOINT_NAME).unlink(missing_ok=True)
+        log.info("dev chose epoch %d (%.0f s)", selection.best_epoch, selection.seconds)
+    del task  # the selection model: free its memory before building the next
+    merged = {"train": [*splits["train"], *splits["dev"]], **({"test": splits["test"]} if "test" in splits else {})}
+    log.info("refit: a fresh model on train + dev (%d + %d examples) for %d epochs", len(splits["train"]),
+             len(splits["dev"]), selection.best_epoch)
+    seed_everything(recipe.seed)  # the same initialisation as a fresh run
+    refit_task = TASKS[recipe.task].from_splits(recipe, merged)
+    config = recipe.training.model_copy(update={"max_epochs": selection.best_epoch})
+    resume_refit = resume and (run_dir / CHECKPOINT_NAME).exists()
+    result = Trainer(refit_task, config, run_dir, recipe.seed).fit(merged, resume=resume_refit)
+    result.best_epoch, result.best_dev, result.selection = selection.best_epoch, selection.best_dev, selection
+    result.seconds += selection.seconds
+    log.info("refit on train + dev for %d epochs; model saved to %s (%.0f s in all)", result.best_epoch,
+             result.model_path, result.seconds)
     return result

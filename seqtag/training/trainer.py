@@ -59,6 +59,8 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     model_path: Path | None = None
     seconds: float = 0.0
+    #: With ``training.refit``: the early-stopped run that chose ``best_epoch`` (its dev and test figures).
+    selection: TrainResult | None = None
 
 
 class WeightAverage:
