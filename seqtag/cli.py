@@ -131,6 +131,11 @@ def _info(args: argparse.Namespace) -> int:
     print(f"  tensors: {parameters:,} values")
     if metrics.get("best_epoch") is not None:
         print(f"  trained {metrics.get('epochs')} epochs in {metrics.get('seconds', 0):.0f} s; best epoch {metrics['best_epoch']}")
+    refit = metrics.get("refit")
+    if refit:
+        print(f"  refit on train + dev for the {refit['epochs']} epochs chosen on dev; dev {_headline(refit['dev'] or {})}")
+        if refit.get("early_stopped_test"):
+            print(f"  test of the early-stopped model: {_headline(refit['early_stopped_test'])}")
     for split in ("dev", "test"):
         if metrics.get(split):
             print(f"  {split}: {_headline(metrics[split])}")

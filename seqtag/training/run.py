@@ -114,7 +114,8 @@ def _select_and_refit(recipe: Recipe, task: Task, splits: dict[str, list[Any]], 
     refit_task = TASKS[recipe.task].from_splits(recipe, merged)
     config = recipe.training.model_copy(update={"max_epochs": selection.best_epoch})
     resume_refit = resume and (run_dir / CHECKPOINT_NAME).exists()
-    result = Trainer(refit_task, config, run_dir, recipe.seed).fit(merged, resume=resume_refit)
+    notes = {"refit": {"epochs": selection.best_epoch, "dev": selection.best_dev, "early_stopped_test": selection.test}}
+    result = Trainer(refit_task, config, run_dir, recipe.seed).fit(merged, resume=resume_refit, notes=notes)
     result.best_epoch, result.best_dev, result.selection = selection.best_epoch, selection.best_dev, selection
     result.seconds += selection.seconds
     log.info("refit on train + dev for %d epochs; model saved to %s (%.0f s in all)", result.best_epoch,

@@ -296,22 +296,23 @@ class Trainer:
         return {"lr": lr, "loss": progress.epoch_loss / max(progress.epoch_seen, 1), "train_seconds": seconds,
                 "sentences_per_second": progress.epoch_seen / max(seconds, 1e-9)}
 
-    def fit(self, splits: dict[str, list[Any]], resume: bool = False) -> TrainResult:
+    def fit(self, splits: dict[str, list[Any]], resume: bool = False, notes: dict[str, Any] | None = None) -> TrainResult:
         """Train, early-stop on dev, evaluate the best model on test, save ``model.seqtag``.
 
-        With ``resume``, continue from the run folder's checkpoint.
+        With ``resume``, continue from the run folder's checkpoint. ``notes`` (JSON) are
+        stored with the model's metrics.
         """
         handler_installed = False
         if threading.current_thread() is threading.main_thread():
             previous = signal.signal(signal.SIGINT, self._on_interrupt)
             handler_installed = True
         try:
-            return self._fit(splits, resume)
+            return self._fit(splits, resume, notes or {})
         finally:
             if handler_installed:
                 signal.signal(signal.SIGINT, previous)
 
-    def _fit(self, splits: dict[str, list[Any]], resume: bool) -> TrainResult:
+    def _fit(self, splits: dict[str, list[Any]], resume: bool, notes: dict[str, Any]) -> TrainResult:
         config, task = self.config, self.task
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._interrupted = False
@@ -391,7 +392,7 @@ class Trainer:
         seconds = progress.elapsed + time.perf_counter() - started
         result = TrainResult(progress.best_epoch, progress.best_dev, final_test, progress.history, seconds=seconds)
         metrics = {"best_epoch": progress.best_epoch, "dev": progress.best_dev, "test": final_test,
-                   "epochs": len(progress.history), "seconds": seconds, "history": progress.history}
+                   "epochs": len(progress.history), "seconds": seconds, "history": progress.history, **notes}
         result.model_path = save_model(task, self.run_dir / "model.seqtag", metrics)
         return result
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from seqtag.archive import read_archive
+from seqtag.cli import main
 from seqtag.recipe import recipe_from_dict
 from seqtag.training import trainer as trainer_module
 from seqtag.training.run import run
@@ -41,7 +42,7 @@ def weights(path: Path) -> dict[str, torch.Tensor]:
     return read_archive(path)["tensors"]
 
 
-def test_refit_trains_on_train_and_dev_for_the_chosen_epochs(corpus: Path, tmp_path: Path) -> None:
+def test_refit_trains_on_train_and_dev_for_the_chosen_epochs(corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     result = run(recipe_from_dict(recipe(corpus)), tmp_path / "refit")
     selection = result.selection
     assert selection is not None and selection.best_dev is not None
@@ -52,6 +53,10 @@ def test_refit_trains_on_train_and_dev_for_the_chosen_epochs(corpus: Path, tmp_p
     summary = json.loads((tmp_path / "refit" / "selection" / "selection.json").read_text())
     assert summary["best_epoch"] == result.best_epoch and summary["test"] == selection.test
     assert (tmp_path / "refit" / "selection" / "model.seqtag").exists()
+    stored = read_archive(result.model_path)["metrics"]["refit"]
+    assert stored == {"epochs": result.best_epoch, "dev": selection.best_dev, "early_stopped_test": selection.test}
+    assert main(["info", str(result.model_path)]) == 0
+    assert f"refit on train + dev for the {result.best_epoch} epochs chosen on dev; dev F1" in capsys.readouterr().out
     assert not (tmp_path / "refit" / "selection" / "checkpoint.zip").exists()
 
     refit_words = read_archive(result.model_path)["vocab"]["words"]
