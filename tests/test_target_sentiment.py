@@ -403,6 +403,7 @@ def test_recipes_validate(name):
     assert recipe.embeddings.pretrained == "glove-6b-50d" and recipe.data.dev is None
     assert recipe.model.architecture == ("tc-lstm" if "tclstm" in name else "td-lstm")
     assert recipe.data.dir.startswith("data/")
+    assert recipe.training.refit  # epochs chosen on the held-out dev, then all of train
     text = (ROOT / "recipes" / f"{name}.yaml").read_text()
     assert text.startswith("#") and "Measured" in text
 
