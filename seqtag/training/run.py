@@ -61,7 +61,11 @@ def _check_same_recipe(recipe: Recipe, run_dir: Path) -> None:
 
 
 def run(recipe: Recipe, output: str | Path | None = None, resume: str | Path | None = None) -> TrainResult:
-    """Train a validated recipe; with ``resume`` (a run folder), continue that run from its checkpoint."""
+    """Train a validated recipe; with ``resume`` (a run folder), continue that run from its checkpoint.
+
+    With ``training.refit`` (and a dev split) training takes two stages: early stopping on dev
+    chooses the number of epochs, then a fresh model trains on train + dev for that many.
+    """
     if resume is not None:
         run_dir = Path(resume)
         _check_same_recipe(recipe, run_dir)
@@ -76,7 +80,9 @@ def run(recipe: Recipe, output: str | Path | None = None, resume: str | Path | N
         torch.set_num_threads(recipe.training.threads)
     task, splits = TASKS[recipe.task].from_recipe(recipe)
     if recipe.training.refit and "dev" in splits:
-        return _select_and_refit(recipe, task, splits, run_dir, resume is not None)
+        selection = _selection_run(recipe, task, splits, run_dir, resume is not None)
+        del task  # free the selection model before the refit builds its own
+        return _refit(recipe, splits, selection, run_dir, resume is not None)
     if recipe.training.refit:
         log.warning("training.refit: there is no dev split to choose the number of epochs on; "
                     "training %d epochs on train and keeping the last", recipe.training.max_epochs)
@@ -85,28 +91,31 @@ def run(recipe: Recipe, output: str | Path | None = None, resume: str | Path | N
     return result
 
 
-def _select_and_refit(recipe: Recipe, task: Task, splits: dict[str, list[Any]], run_dir: Path, resume: bool) -> TrainResult:
-    """``training.refit``: early-stop on dev in ``run_dir/selection``, then train a fresh model
-    (same seed) on train + dev for the chosen number of epochs in ``run_dir``; keep the latter.
+def _selection_run(recipe: Recipe, task: Task, splits: dict[str, list[Any]], run_dir: Path, resume: bool) -> TrainResult:
+    """First stage of ``training.refit``: early stopping on dev in ``run_dir/selection``.
 
-    A resumed run continues whichever stage was interrupted.
+    Its outcome is kept in ``selection.json`` there; a resumed run that finds it skips the stage.
     """
     selection_dir = run_dir / SELECTION
     summary_path = selection_dir / "selection.json"
     if resume and summary_path.exists():
         summary = json.loads(summary_path.read_text(encoding="utf-8"))
-        selection = TrainResult(summary["best_epoch"], summary["dev"], summary["test"], summary["history"],
-                                selection_dir / "model.seqtag", summary["seconds"])
-        log.info("resuming: the selection run chose %d epochs", selection.best_epoch)
-    else:
-        resume_selection = resume and (selection_dir / CHECKPOINT_NAME).exists()
-        selection = Trainer(task, recipe.training, selection_dir, recipe.seed).fit(splits, resume=resume_selection)
-        summary = {"best_epoch": selection.best_epoch, "dev": selection.best_dev, "test": selection.test,
-                   "history": selection.history, "seconds": selection.seconds}
-        summary_path.write_text(json.dumps(summary, indent=2), encoding="utf-8")
-        (selection_dir / CHECKPOINT_NAME).unlink(missing_ok=True)
-        log.info("dev chose epoch %d (%.0f s)", selection.best_epoch, selection.seconds)
-    del task  # the selection model: free its memory before building the next
+        log.info("resuming: the selection run chose %d epochs", summary["best_epoch"])
+        return TrainResult(summary["best_epoch"], summary["dev"], summary["test"], summary["history"],
+                           selection_dir / "model.seqtag", summary["seconds"])
+    resume_selection = resume and (selection_dir / CHECKPOINT_NAME).exists()
+    selection = Trainer(task, recipe.training, selection_dir, recipe.seed).fit(splits, resume=resume_selection)
+    summary = {"best_epoch": selection.best_epoch, "dev": selection.best_dev, "test": selection.test,
+               "history": selection.history, "seconds": selection.seconds}
+    summary_path.write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    (selection_dir / CHECKPOINT_NAME).unlink(missing_ok=True)
+    log.info("dev chose epoch %d (%.0f s)", selection.best_epoch, selection.seconds)
+    return selection
+
+
+def _refit(recipe: Recipe, splits: dict[str, list[Any]], selection: TrainResult, run_dir: Path, resume: bool) -> TrainResult:
+    """Second stage of ``training.refit``: a fresh model (same seed) trained on train + dev for
+    the epochs ``selection`` chose, in ``run_dir``; it is the run's model."""
     merged = {"train": [*splits["train"], *splits["dev"]], **({"test": splits["test"]} if "test" in splits else {})}
     log.info("refit: a fresh model on train + dev (%d + %d examples) for %d epochs", len(splits["train"]),
              len(splits["dev"]), selection.best_epoch)
