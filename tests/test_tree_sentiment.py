@@ -199,15 +199,16 @@ def test_predict_output_is_readable_for_a_stream(trained: Path, treebank: Path) 
 
 
 @pytest.mark.parametrize(
-    ("name", "classes", "batch_size"),
-    [("sst-treelstm.yaml", "fine", 20), ("sst-treelstm-binary.yaml", "binary", 25)],  # fine: 20 chosen on dev
+    ("name", "classes", "batch_size", "refit"),
+    # fine: batch 20 chosen on dev, refit on a pseudo-test held out of train
+    [("sst-treelstm.yaml", "fine", 20, True), ("sst-treelstm-binary.yaml", "binary", 25, False)],
 )
-def test_recipes_have_the_paper_settings(name: str, classes: str, batch_size: int) -> None:
+def test_recipes_have_the_paper_settings(name: str, classes: str, batch_size: int, refit: bool) -> None:
     recipe = load_recipe(ROOT / "recipes" / name)
     assert recipe.task == "tree-sentiment" and recipe.data.classes == classes and recipe.data.dir == "data/sst"
     assert recipe.model.cell == "binary" and recipe.model.memory_size == 150 and recipe.model.dropout == 0.5
     t = recipe.training
-    assert (t.optimizer, t.lr, t.weight_decay, t.batch_size) == ("adagrad", 0.05, 1e-4, batch_size)
+    assert (t.optimizer, t.lr, t.weight_decay, t.batch_size, t.refit) == ("adagrad", 0.05, 1e-4, batch_size, refit)
     assert recipe.data.neutral_phrases
     emb = recipe.embeddings
     assert emb.pretrained == "glove-6b-50d" and emb.fine_tune
