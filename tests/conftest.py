@@ -94,10 +94,11 @@ def tiny_recipe(tiny_corpus: Path) -> dict:
     return recipe
 
 
-def interrupt_in_second_epoch(recipe, folder: Path) -> None:  # type: ignore[no-untyped-def]
-    """Run ``recipe`` into ``folder`` and stop it at the first step of its second epoch, as
-    Ctrl-C does (the trainer saves a checkpoint and raises TrainingInterrupted, which says
-    ``--resume``); the caller resumes from ``folder``."""
+def interrupt_in_epoch(recipe, folder: Path, epoch: int = 2) -> None:  # type: ignore[no-untyped-def]
+    """Run ``recipe`` into ``folder`` and stop it at the first step of the ``epoch``-th epoch
+    trained (counting across both stages of a ``training.refit`` run), as Ctrl-C does: the
+    trainer saves a checkpoint and raises TrainingInterrupted, which says ``--resume``. The
+    caller resumes from ``folder``."""
     from seqtag.training import trainer as trainer_module
     from seqtag.training.run import run
     from seqtag.training.trainer import TrainingInterrupted
@@ -107,7 +108,7 @@ def interrupt_in_second_epoch(recipe, folder: Path) -> None:  # type: ignore[no-
 
     def interrupting(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         calls["n"] += 1
-        if calls["n"] == 2:
+        if calls["n"] == epoch:
             self._interrupted = True  # what the SIGINT handler does
         return original(self, *args, **kwargs)
 

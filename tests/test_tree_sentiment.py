@@ -16,7 +16,7 @@ from seqtag.errors import DataError
 from seqtag.recipe import load_recipe, recipe_from_dict
 from seqtag.training.run import run
 
-from .conftest import interrupt_in_second_epoch
+from .conftest import interrupt_in_epoch
 
 ROOT = Path(__file__).resolve().parent.parent
 SCORES = {"good": 1, "great": 2, "fun": 1, "bad": -1, "awful": -2, "dull": -1,
@@ -170,7 +170,7 @@ def test_plain_sgd_run_resumes_to_the_same_weights(treebank: Path, tmp_path: Pat
     recipe["embeddings"].update({"update": "sgd", "lr_scale": 20.0})
     recipe["training"]["max_epochs"] = 3
     whole = run(recipe_from_dict(recipe), tmp_path / "whole")
-    interrupt_in_second_epoch(recipe_from_dict(recipe), tmp_path / "cut")
+    interrupt_in_epoch(recipe_from_dict(recipe), tmp_path / "cut")
     resumed = run(recipe_from_dict(recipe), resume=tmp_path / "cut")
     first, second = read_archive(whole.model_path)["tensors"], read_archive(resumed.model_path)["tensors"]
     assert first.keys() == second.keys() and all(torch.equal(first[name], second[name]) for name in first)

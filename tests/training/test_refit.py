@@ -13,10 +13,8 @@ import torch
 from seqtag.archive import read_archive
 from seqtag.cli import main
 from seqtag.recipe import recipe_from_dict
-from seqtag.training import trainer as trainer_module
 from seqtag.training.run import run
-from seqtag.training.trainer import TrainingInterrupted
-from tests.conftest import TINY_RECIPE, write_corpus
+from tests.conftest import TINY_RECIPE, interrupt_in_epoch, write_corpus
 
 
 @pytest.fixture(scope="module")
@@ -73,29 +71,17 @@ def test_refit_trains_on_train_and_dev_for_the_chosen_epochs(corpus: Path, tmp_p
     assert all(torch.equal(expected[name], got[name]) for name in expected)
 
 
-@pytest.mark.parametrize("stop_at_call", [2, 6], ids=["in-selection", "in-refit"])
-def test_refit_resumes_either_stage(corpus: Path, tmp_path: Path, stop_at_call: int) -> None:
+@pytest.mark.parametrize("stop_at", [2, 6], ids=["in-selection", "in-refit"])
+def test_refit_resumes_either_stage(corpus: Path, tmp_path: Path, stop_at: int) -> None:
     """Ctrl-C in the selection run (2nd epoch) or in the refit (its 2nd epoch: the selection
     runs all 4 epochs) and --resume end with the weights of an uninterrupted run."""
     data = recipe(corpus, patience=None)
     whole = run(recipe_from_dict(data), tmp_path / "whole")
     assert whole.best_epoch >= 2, "the refit must last two epochs for this test"
 
-    original = trainer_module.Trainer.train_epoch
-    calls = {"n": 0}
-
-    def interrupting(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        calls["n"] += 1
-        if calls["n"] == stop_at_call:
-            self._interrupted = True  # what the SIGINT handler does
-        return original(self, *args, **kwargs)
-
-    trainer_module.Trainer.train_epoch = interrupting  # type: ignore[method-assign]
-    try:
-        with pytest.raises(TrainingInterrupted, match="--resume"):
-            run(recipe_from_dict(data), tmp_path / "cut")
-    finally:
-        trainer_module.Trainer.train_epoch = original  # type: ignore[method-assign]
+    interrupt_in_epoch(recipe_from_dict(data), tmp_path / "cut", epoch=stop_at)
+    selection_done = (tmp_path / "cut" / "selection" / "selection.json").exists()
+    assert selection_done == (stop_at > 4) and (tmp_path / "cut" / "checkpoint.zip").exists() == selection_done
     resumed = run(recipe_from_dict(data), resume=tmp_path / "cut")
     assert resumed.best_epoch == whole.best_epoch and resumed.test == whole.test
     expected, got = weights(whole.model_path), weights(resumed.model_path)

@@ -22,7 +22,7 @@ from seqtag.recipe import apply_overrides, recipe_from_dict
 from seqtag.training.checkpoint import load_checkpoint
 from seqtag.training.run import run
 from seqtag.training.trainer import TrainingDiverged
-from tests.conftest import ROOT, interrupt_in_second_epoch, shared
+from tests.conftest import ROOT, interrupt_in_epoch, shared
 
 DEMO = ROOT / "recipes" / "demo.yaml"
 
@@ -115,7 +115,7 @@ def test_resume_in_process_matches_uninterrupted(tmp_path, tiny_recipe):
     """Interrupt (as Ctrl-C does) after a few steps, resume, compare with a run that was never stopped."""
     recipe = _recipe(tiny_recipe, ["training.max_epochs=3", "training.checkpoint_every_steps=2"])
     whole = run(recipe, tmp_path / "whole")
-    interrupt_in_second_epoch(recipe, tmp_path / "cut")
+    interrupt_in_epoch(recipe, tmp_path / "cut")
     _, state = load_checkpoint(tmp_path / "cut" / "checkpoint.zip")
     assert state["progress"]["epoch"] == 1 and state["progress"]["step"] == 1  # the current step, then stop
     resumed = run(recipe, resume=tmp_path / "cut")
