@@ -13,6 +13,7 @@ import torch
 import seqtag
 from seqtag.cli import main
 from seqtag.data.target import (
+    POLARITIES,
     TargetExample,
     holdout_split,
     label_counts,
@@ -23,7 +24,12 @@ from seqtag.errors import DataError, RecipeError
 from seqtag.models.target_lstm import TargetLSTM
 from seqtag.recipe import load_recipe, recipe_from_dict
 from seqtag.target_predictor import TargetSentimentClassifier
-from seqtag.tasks.target_sentiment import TargetSentimentRecipe, TargetSentimentTask, classification_metrics
+from seqtag.tasks.target_sentiment import (
+    TargetSentimentRecipe,
+    TargetSentimentTask,
+    class_weights,
+    classification_metrics,
+)
 from seqtag.training.run import run
 
 from .conftest import ROOT, shared
@@ -322,6 +328,40 @@ def test_select_by_macro_f1(target_corpus, tmp_path):
     everything = read_target_file(target_corpus / "train.raw")
     assert len(splits["dev"]) == sum(round(0.15 * n) for n in label_counts(everything).values())
     assert len(splits["train"]) + len(splits["dev"]) == len(everything)
+
+
+def test_class_balance_weights_the_loss_by_inverse_class_frequency(target_corpus, tmp_path):
+    examples = [TargetExample(["a", "x"], ["x"], [(1, 2)], label) for label in ["-1"] * 2 + ["0"] * 6 + ["1"] * 4]
+    assert class_weights(examples, POLARITIES, 1.0).tolist() == pytest.approx([2.0, 2 / 3, 1.0])
+    assert class_weights(examples, POLARITIES, 0.5).tolist() == pytest.approx([2.0**0.5, (2 / 3) ** 0.5, 1.0])
+    with pytest.raises(DataError, match="no training example is negative"):
+        class_weights(examples[2:], POLARITIES, 1.0)
+
+    recipe = tiny_recipe(target_corpus)
+    recipe["model"]["class_balance"] = 1.0
+    task, splits = TargetSentimentTask.from_recipe(recipe_from_dict(recipe))
+    counts = label_counts(splits["train"])
+    weights = task.class_weights
+    assert weights is not None
+    # Every class then carries the same total weight.
+    assert [weights[i].item() * counts[p] for i, p in enumerate(POLARITIES)] == pytest.approx([len(splits["train"]) / 3] * 3)
+    batch = next(task.batches(splits["train"], 8))
+    scores = task.model(batch)  # (B, 3)
+    by_hand = -(weights[batch.labels] * scores.log_softmax(1)[torch.arange(len(batch)), batch.labels]).sum()
+    assert task.loss(batch).item() == pytest.approx(by_hand.item(), rel=1e-5)
+    unweighted, _ = TargetSentimentTask.from_recipe(recipe_from_dict(tiny_recipe(target_corpus)))
+    assert unweighted.class_weights is None
+
+
+def test_label_smoothing_spreads_part_of_the_target_over_all_classes(target_corpus):
+    recipe = tiny_recipe(target_corpus)
+    recipe["model"]["label_smoothing"] = 0.1
+    task, splits = TargetSentimentTask.from_recipe(recipe_from_dict(recipe))
+    batch = next(task.batches(splits["train"], 8))
+    log_probabilities = task.model(batch).log_softmax(1)  # (B, 3)
+    target = torch.full_like(log_probabilities, 0.1 / 3)
+    target[torch.arange(len(batch)), batch.labels] += 0.9
+    assert task.loss(batch).item() == pytest.approx(-(target * log_probabilities).sum().item(), rel=1e-5)
 
 
 def test_dev_fraction_zero_trains_on_all_of_train_and_keeps_the_last_epoch(target_corpus, tmp_path):

@@ -152,11 +152,16 @@ class TargetLSTM(nn.Module):
             features = torch.cat([features, right], dim=1)  # (B, 2H)
         return self.output(self.output_dropout(features))  # (B, C)
 
-    def loss(self, batch: TargetBatch, reduction: str = "sum") -> torch.Tensor:
-        """Cross-entropy of the gold classes."""
+    def loss(
+        self, batch: TargetBatch, reduction: str = "sum", class_weights: torch.Tensor | None = None, label_smoothing: float = 0.0
+    ) -> torch.Tensor:
+        """Cross-entropy of the gold classes, each example weighted by its class's weight
+        (``class_weights`` ``(C,)``; ``mean`` then divides by the batch's total weight)."""
         if batch.labels is None:
             raise ValueError("the batch has no labels")
-        return nn.functional.cross_entropy(self(batch), batch.labels, reduction=reduction)
+        return nn.functional.cross_entropy(
+            self(batch), batch.labels, weight=class_weights, reduction=reduction, label_smoothing=label_smoothing
+        )
 
     @torch.inference_mode()
     def probabilities(self, batch: TargetBatch) -> torch.Tensor:

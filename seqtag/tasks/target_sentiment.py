@@ -59,6 +59,11 @@ class TargetModelConfig(Section):
     )
     word_lr_scale: float = Field(1.0, gt=0, description="learning-rate factor of the fine-tuned word vectors")
     word_dropout: float = Field(0.0, ge=0, lt=1, description="probability of reading a word as <unk> during training")
+    class_balance: float = Field(
+        0.0, ge=0, le=1, description="exponent a of the loss's class weights (n / (k n_c))^a, n_c the class's training "
+        "examples: 0 unweighted, 1 balanced (each class weighs as much in total)"
+    )
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="label smoothing of the cross-entropy loss")
     word_update: Literal["optimizer", "sgd"] = Field(
         "optimizer", description="how the fine-tuned word vectors learn: by training.optimizer like the other weights, "
         "or by plain SGD (at training.lr times word_lr_scale)"
@@ -120,6 +125,18 @@ def classification_metrics(gold: Sequence[int], predicted: Sequence[int], num_cl
     }
 
 
+def class_weights(examples: Sequence[TargetExample], labels: Sequence[str], exponent: float) -> torch.Tensor:
+    """Loss weights ``(n / (k n_c)) ** exponent`` of the ``k`` classes ``labels``, ``n_c`` the
+    examples of class ``c`` among the ``n`` labelled ``examples``; ``(k,)``. Exponent 1 gives
+    every class the same total weight, 0 leaves the loss unweighted."""
+    counts = Counter(e.label for e in examples if e.label is not None)
+    missing = [LABEL_NAMES[label] for label in labels if not counts[label]]
+    if missing:
+        raise DataError(f"model.class_balance: no training example is {' or '.join(missing)}", examples[0].path)
+    total = sum(counts[label] for label in labels)
+    return torch.tensor([(total / (len(labels) * counts[label])) ** exponent for label in labels])
+
+
 @register_task
 class TargetSentimentTask(Task):
     """Polarity towards a target in a sentence; accuracy and macro-F1."""
@@ -155,6 +172,8 @@ class TargetSentimentTask(Task):
                 word_dropout=config.word_dropout,
             )
         self.model = model
+        #: ``(C,)`` loss weights of the classes (``model.class_balance``), set by :meth:`build`; None: unweighted.
+        self.class_weights: torch.Tensor | None = None
 
     @property
     def main_metric(self) -> str:  # type: ignore[override]
@@ -240,6 +259,10 @@ class TargetSentimentTask(Task):
             "vocabulary: %d training words (%d with pretrained vectors), %d pretrained-only words; model %s",
             num_trainable - 2, found, len(vocab) - num_trainable, recipe.model.architecture,
         )
+        if recipe.model.class_balance > 0:
+            task.class_weights = class_weights(train, task.labels, recipe.model.class_balance)
+            log.info("class weights: %s", ", ".join(
+                f"{LABEL_NAMES[p]} {w:.3f}" for p, w in zip(task.labels, task.class_weights.tolist(), strict=True)))
         return task
 
     # ------------------------------------------------------------- persistence
@@ -329,7 +352,7 @@ class TargetSentimentTask(Task):
             yield self.collate([encoded[usable[i]] for i in order])
 
     def loss(self, batch: TargetBatch, reduction: str = "sum") -> torch.Tensor:
-        return self.model.loss(batch, reduction)
+        return self.model.loss(batch, reduction, self.class_weights, self.recipe.model.label_smoothing)
 
     # -------------------------------------------------------------- prediction
 
