@@ -444,6 +444,7 @@ def test_recipes_validate(name):
     assert recipe.model.architecture == ("tc-lstm" if "tclstm" in name else "td-lstm")
     assert recipe.data.dir.startswith("data/")
     assert recipe.training.refit  # epochs chosen on the held-out dev, then all of train
+    assert recipe.model.label_smoothing == 0.1 and recipe.model.class_balance == 0
     text = (ROOT / "recipes" / f"{name}.yaml").read_text()
     assert text.startswith("#") and "Measured" in text
 
