@@ -330,7 +330,7 @@ def test_select_by_macro_f1(target_corpus, tmp_path):
     assert len(splits["train"]) + len(splits["dev"]) == len(everything)
 
 
-def test_class_balance_weights_the_loss_by_inverse_class_frequency(target_corpus, tmp_path):
+def test_class_balance_weights_the_loss_by_inverse_class_frequency(target_corpus):
     examples = [TargetExample(["a", "x"], ["x"], [(1, 2)], label) for label in ["-1"] * 2 + ["0"] * 6 + ["1"] * 4]
     assert class_weights(examples, POLARITIES, 1.0).tolist() == pytest.approx([2.0, 2 / 3, 1.0])
     assert class_weights(examples, POLARITIES, 0.5).tolist() == pytest.approx([2.0**0.5, (2 / 3) ** 0.5, 1.0])
