@@ -146,6 +146,13 @@ def _load_glove_package(limit: int | None) -> PretrainedVectors:
     return PretrainedVectors(words, np.ascontiguousarray(vectors, dtype=np.float32), "glove-6b-50d")
 
 
+def recipe_vectors(config: EmbeddingsConfig) -> PretrainedVectors | None:
+    """The pretrained vectors a recipe's ``embeddings`` section names, or None without any."""
+    if not config.pretrained:
+        return None
+    return load_vectors(config.pretrained, config.format, config.limit)
+
+
 def word_vocabulary(
     words: Iterable[str], config: EmbeddingsConfig, vectors: PretrainedVectors | None
 ) -> tuple[Vocabulary, int, Counter[str], int]:

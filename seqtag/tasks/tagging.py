@@ -25,7 +25,7 @@ from seqtag.data.schemes import (
 from seqtag.data.sources import read_dataset_splits, uses_datasets
 from seqtag.data.text import TokenizerConfig
 from seqtag.data.vocab import Vocabulary
-from seqtag.embeddings import PretrainedVectors, load_vectors, spelling_variants, word_vocabulary
+from seqtag.embeddings import PretrainedVectors, recipe_vectors, spelling_variants, word_vocabulary
 from seqtag.errors import DataError
 from seqtag.evaluation import span_metrics, token_accuracy
 from seqtag.models.tagger import Tagger, TaggingBatch
@@ -190,9 +190,7 @@ class TaggingTask(Task):
 
     @classmethod
     def from_splits(cls, recipe: TaggingRecipe, splits: dict[str, list[Sentence]]) -> "TaggingTask":  # type: ignore[override]
-        vectors = None
-        if recipe.embeddings.pretrained:
-            vectors = load_vectors(recipe.embeddings.pretrained, recipe.embeddings.format, recipe.embeddings.limit)
+        vectors = recipe_vectors(recipe.embeddings)
         task = cls.build(recipe, splits["train"], cls.tag_scheme(recipe, splits["train"]), vectors)
         if recipe.model.init_from:
             path = recipe.resolve_path(recipe.model.init_from)

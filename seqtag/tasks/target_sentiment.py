@@ -23,7 +23,7 @@ from seqtag import transfer
 from seqtag.data.target import LABEL_NAMES, POLARITIES, TargetExample, holdout_split, label_counts, read_target_file
 from seqtag.data.text import TokenizerConfig
 from seqtag.data.vocab import Vocabulary
-from seqtag.embeddings import PretrainedVectors, load_vectors, word_vocabulary
+from seqtag.embeddings import PretrainedVectors, recipe_vectors, word_vocabulary
 from seqtag.errors import DataError
 from seqtag.models.target_lstm import TargetBatch, TargetLSTM
 from seqtag.recipe import EmbeddingsConfig, Recipe, Section, TokenizerSection, register_recipe
@@ -212,9 +212,7 @@ class TargetSentimentTask(Task):
 
     @classmethod
     def from_splits(cls, recipe: TargetSentimentRecipe, splits: dict[str, list[TargetExample]]) -> "TargetSentimentTask":  # type: ignore[override]
-        vectors = None
-        if recipe.embeddings.pretrained:
-            vectors = load_vectors(recipe.embeddings.pretrained, recipe.embeddings.format, recipe.embeddings.limit)
+        vectors = recipe_vectors(recipe.embeddings)
         task = cls.build(recipe, splits["train"], vectors)
         if recipe.model.init_from:
             path = recipe.resolve_path(recipe.model.init_from)

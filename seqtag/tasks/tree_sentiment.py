@@ -21,7 +21,7 @@ from pydantic import Field
 
 from seqtag.data.trees import Tree, read_trees
 from seqtag.data.vocab import Vocabulary
-from seqtag.embeddings import PretrainedVectors, load_vectors, word_vocabulary
+from seqtag.embeddings import PretrainedVectors, recipe_vectors, word_vocabulary
 from seqtag.errors import DataError
 from seqtag.models.tree_sentiment import TreeSentimentModel
 from seqtag.modules.tree_lstm import IGNORE, TreeBatch, TreeStructure
@@ -180,9 +180,7 @@ class TreeSentimentTask(Task):
 
     @classmethod
     def from_splits(cls, recipe: TreeSentimentRecipe, splits: dict[str, list[Tree]]) -> "TreeSentimentTask":  # type: ignore[override]
-        vectors = None
-        if recipe.embeddings.pretrained:
-            vectors = load_vectors(recipe.embeddings.pretrained, recipe.embeddings.format, recipe.embeddings.limit)
+        vectors = recipe_vectors(recipe.embeddings)
         return cls.build(recipe, splits["train"], vectors)
 
     @classmethod
