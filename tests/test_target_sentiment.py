@@ -285,6 +285,30 @@ def test_word_dropout_reads_words_as_unknown_in_training_only():
     assert not torch.allclose(model(first), model(second))
 
 
+def test_tc_lstm_input_dropout_spares_the_target_vector_unless_asked():
+    task = make_task("tc-lstm")
+    encode = lambda words, target: task.collate([task.encode(TargetExample.from_template(words.split(), [target], "1"))])  # noqa: E731
+    first, same_target, other_target = encode("a b $T$ c", "x"), encode("d e $T$ f", "x"), encode("a b $T$ c", "y")
+    model = TargetLSTM("tc-lstm", 20, 0, 6, 5, 3, dropout=0.999999)
+    model.train()
+    # Every word vector is dropped, the target vector is not: only the target (and lengths) count.
+    assert torch.allclose(model(first), model(same_target))
+    assert not torch.allclose(model(first), model(other_target))
+    model.target_dropout.p = 0.999999
+    assert torch.allclose(model(first), model(other_target))
+    model.target_dropout.p = 0.5
+    torch.manual_seed(0)
+    dropped = model(first)
+    torch.manual_seed(0)
+    keep = torch.rand(1, 6) >= 0.5  # the first draw: one (B, D) mask for the target vector
+    model.eval()
+    with torch.no_grad():
+        vector = (model.target_vector(first) * keep * 2.0).unsqueeze(1)  # (1, 1, D), the same at every step
+        _, (left, _) = model.left(torch.cat([torch.zeros(1, 3, 6), vector.expand(-1, 3, -1)], 2))  # "a b x", words dropped
+        _, (right, _) = model.right(torch.cat([torch.zeros(1, 2, 6), vector.expand(-1, 2, -1)], 2))  # "c x"
+        assert torch.allclose(dropped, model.output(torch.cat([left[-1], right[-1]], 1)), atol=1e-5)
+
+
 def test_word_table_gets_its_own_learning_rate():
     recipe = TargetSentimentRecipe.model_validate({"embeddings": {"dim": 6}, "model": {"word_lr_scale": 0.1}})
     task = make_task("td-lstm")

@@ -6,7 +6,9 @@
   target, left to right; a right LSTM reads it from its end back through the
   target, right to left. Their last states are concatenated and classified.
 * ``tc-lstm``: TD-LSTM whose every input word vector is concatenated with the
-  target vector, the mean of the target words' vectors.
+  target vector, the mean of the target words' vectors. Input dropout applies to
+  the word vectors; the target vector has its own (``target_dropout``), one mask
+  per example, since it is the same at every step.
 
 When the target occurs several times, the left LSTM stops at the end of the
 last mention and the right LSTM at the start of the first, so both see every
@@ -65,13 +67,15 @@ class TargetLSTM(nn.Module):
         word_dim: word vector size.
         hidden_size: LSTM state size (each LSTM).
         num_classes: number of polarity classes.
-        dropout: dropout on the LSTM inputs.
+        dropout: dropout on the word vectors the LSTMs read.
         output_dropout: dropout on the concatenated final states.
         init_range: if set, LSTM and softmax weights are drawn from ``U(-init_range, init_range)``
             and biases set to zero (Tang et al. use 0.003); otherwise PyTorch's initialisation
             with the forget-gate bias at 1.
         fine_tune: whether the trainable word table is updated.
         word_dropout: probability of reading a word as ``<unk>`` during training.
+        target_dropout: ``tc-lstm``: dropout on the target vector, one mask per example shared
+            by every step of both LSTMs.
     """
 
     def __init__(
@@ -87,6 +91,7 @@ class TargetLSTM(nn.Module):
         init_range: float | None = None,
         fine_tune: bool = True,
         word_dropout: float = 0.0,
+        target_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         if architecture not in ARCHITECTURES:
@@ -101,6 +106,7 @@ class TargetLSTM(nn.Module):
         )
         input_size = 2 * word_dim if architecture == "tc-lstm" else word_dim
         self.dropout = Dropout(dropout)
+        self.target_dropout = Dropout(target_dropout)
         self.output_dropout = Dropout(output_dropout)
         self.left = nn.LSTM(input_size, hidden_size, batch_first=True)
         self.right = nn.LSTM(input_size, hidden_size, batch_first=True) if architecture != "lstm" else None
@@ -132,10 +138,9 @@ class TargetLSTM(nn.Module):
         if self.training and self.word_dropout > 0:
             drop = (torch.rand(words.shape, device=words.device) < self.word_dropout) & (words != 0)
             words = words.masked_fill(drop, UNK_INDEX)
-        inputs = self.words(words)  # (B, T, D)
+        inputs = self.dropout(self.words(words))  # (B, T, D)
         if target is not None:
             inputs = torch.cat([inputs, target.unsqueeze(1).expand(-1, inputs.size(1), -1)], dim=2)  # (B, T, 2D)
-        inputs = self.dropout(inputs)
         # Padded, not packed, input: PyTorch then runs oneDNN's fused LSTM kernel (several
         # times faster on a CPU). Padding follows each row's last word, so the state
         # there is exactly the packed LSTM's last state.
@@ -145,7 +150,7 @@ class TargetLSTM(nn.Module):
 
     def forward(self, batch: TargetBatch) -> torch.Tensor:
         """Class scores (logits) ``(B, num_classes)``."""
-        target = self.target_vector(batch) if self.architecture == "tc-lstm" else None
+        target = self.target_dropout(self.target_vector(batch)) if self.architecture == "tc-lstm" else None  # (B, D)
         features = self._read(self.left, batch.left, batch.left_lengths, target)  # (B, H)
         if self.right is not None:
             right = self._read(self.right, batch.right, batch.right_lengths, target)  # (B, H)

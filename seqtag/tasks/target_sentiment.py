@@ -52,13 +52,17 @@ class TargetModelConfig(Section):
 
     architecture: Literal["lstm", "td-lstm", "tc-lstm"] = "td-lstm"
     hidden_size: int = Field(100, ge=1, description="state size of each LSTM")
-    dropout: float = Field(0.0, ge=0, lt=1, description="on the LSTM inputs (word [+ target] vectors)")
+    dropout: float = Field(0.0, ge=0, lt=1, description="on the word vectors the LSTMs read")
     output_dropout: float = Field(0.0, ge=0, lt=1, description="on the final states before the softmax layer")
     init_range: float | None = Field(
         None, gt=0, description="uniform init U(-r, r) of LSTM and softmax weights (Tang et al.: 0.003); default PyTorch's"
     )
     word_lr_scale: float = Field(1.0, gt=0, description="learning-rate factor of the fine-tuned word vectors")
     word_dropout: float = Field(0.0, ge=0, lt=1, description="probability of reading a word as <unk> during training")
+    target_dropout: float = Field(
+        0.0, ge=0, lt=1, description="tc-lstm: dropout on the target vector appended to every word, one mask per "
+        "example (the vector is the same at every step)"
+    )
     class_balance: float = Field(
         0.0, ge=0, le=1, description="exponent a of the loss's class weights (n / (k n_c))^a, n_c the class's training "
         "examples: 0 unweighted, 1 balanced (each class weighs as much in total)"
@@ -170,6 +174,7 @@ class TargetSentimentTask(Task):
                 init_range=config.init_range,
                 fine_tune=recipe.embeddings.fine_tune,
                 word_dropout=config.word_dropout,
+                target_dropout=config.target_dropout,
             )
         self.model = model
         #: ``(C,)`` loss weights of the classes (``model.class_balance``), set by :meth:`build`; None: unweighted.
