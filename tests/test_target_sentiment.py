@@ -21,7 +21,7 @@ from seqtag.data.target import (
     write_target_file,
 )
 from seqtag.errors import DataError, RecipeError
-from seqtag.models.target_lstm import TargetLSTM
+from seqtag.models.target_lstm import TargetBatch, TargetLSTM
 from seqtag.recipe import load_recipe, recipe_from_dict
 from seqtag.target_predictor import TargetSentimentClassifier
 from seqtag.tasks.target_sentiment import (
@@ -287,7 +287,10 @@ def test_word_dropout_reads_words_as_unknown_in_training_only():
 
 def test_tc_lstm_input_dropout_spares_the_target_vector_unless_asked():
     task = make_task("tc-lstm")
-    encode = lambda words, target: task.collate([task.encode(TargetExample.from_template(words.split(), [target], "1"))])  # noqa: E731
+
+    def encode(words: str, target: str) -> TargetBatch:
+        return task.collate([task.encode(TargetExample.from_template(words.split(), [target], "1"))])
+
     first, same_target, other_target = encode("a b $T$ c", "x"), encode("d e $T$ f", "x"), encode("a b $T$ c", "y")
     model = TargetLSTM("tc-lstm", 20, 0, 6, 5, 3, dropout=0.999999)
     model.train()
