@@ -51,8 +51,8 @@ def peak_rss_mb() -> float:
 
 
 def _task(data: str, overrides: list[str]):
-    from seqtag.recipe import load_recipe
-    from seqtag.tasks.tagging import TaggingTask
+    from seqtag.registry import load_recipe
+    from seqtag.tasks.tagging.task import TaggingTask
     from seqtag.training.trainer import seed_everything
 
     recipe = load_recipe(RECIPE, [f"data.dir={data}", "training.progress=false", *overrides])
@@ -201,10 +201,8 @@ def versus_flair(args: argparse.Namespace, threads: list[int], batch_sizes: list
 
 
 def make_untrained_model(args: argparse.Namespace, folder: Path) -> Path:
-    from seqtag.archive import save_model
-
     task, _ = _task(args.data, args.set or [])
-    return save_model(task, folder / "untrained.seqtag")
+    return task.save(folder / "untrained.seqtag")
 
 
 def main() -> None:
@@ -251,7 +249,7 @@ def main() -> None:
             runtimes = [[]]
             if args.onnx:
                 import seqtag
-                from seqtag.export import export_onnx
+                from seqtag.tasks.tagging.onnx import export_onnx
 
                 exported = export_onnx(seqtag.load(model).task, Path(folder) / "model.onnx")
                 runtimes.append(["--onnx-file", str(exported)])

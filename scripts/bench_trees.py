@@ -34,8 +34,8 @@ def measure(recipe_path: Path, data: str, cell: str, threads: int, batch_size: i
     """One configuration: train and predict trees/s."""
     import torch
 
-    from seqtag.recipe import load_recipe
-    from seqtag.tasks.tree_sentiment import TreeSentimentTask
+    from seqtag.registry import load_recipe
+    from seqtag.tasks.tree_sentiment.task import TreeSentimentTask
     from seqtag.training.optim import make_optimizer
     from seqtag.training.trainer import seed_everything
 

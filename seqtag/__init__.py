@@ -1,9 +1,18 @@
-"""seqtag: BiLSTM-CNN-CRF sequence taggers and the LSTM models around them."""
+"""seqtag: BiLSTM-CNN-CRF sequence taggers and the LSTM models around them.
 
+The public API: :func:`load` a model file, :func:`train` from a recipe, the
+predictors and result types they return, and the errors seqtag raises.
+"""
+
+from seqtag.api import load, train
 from seqtag.errors import ArchiveError, DataError, RecipeError, SeqtagError
-from seqtag.predictor import SequenceTagger, TaggedSentence, load
-from seqtag.target_predictor import SentimentPrediction, TargetSentimentClassifier
-from seqtag.tree_predictor import TreePrediction, TreeSentimentPredictor
+from seqtag.tasks.tagging.predictor import SequenceTagger, TaggedSentence, TaggingPredictor
+from seqtag.tasks.target_sentiment.predictor import (
+    SentimentPrediction,
+    TargetSentimentClassifier,
+    TargetSentimentPredictor,
+)
+from seqtag.tasks.tree_sentiment.predictor import TreePrediction, TreeSentimentPredictor
 from seqtag.version import __version__
 
 __all__ = [
@@ -14,19 +23,12 @@ __all__ = [
     "SeqtagError",
     "SequenceTagger",
     "TaggedSentence",
+    "TaggingPredictor",
     "TargetSentimentClassifier",
+    "TargetSentimentPredictor",
     "TreePrediction",
     "TreeSentimentPredictor",
     "__version__",
     "load",
     "train",
 ]
-
-
-def train(recipe: str, overrides: list[str] | None = None, output: str | None = None, resume: str | None = None):  # type: ignore[no-untyped-def]
-    """Train from a recipe file (as ``seqtag train``); returns the :class:`~seqtag.training.trainer.TrainResult`.
-
-    ``resume`` names a run folder whose checkpoint the training continues from."""
-    from seqtag.training.run import run_recipe
-
-    return run_recipe(recipe, overrides or [], output, resume)

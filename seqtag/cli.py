@@ -1,150 +1,100 @@
-"""The ``seqtag`` command: train, evaluate, predict, export, info. Thin layer over the library."""
+"""The ``seqtag`` command: train, evaluate, predict, export, info. A thin layer over the library with no
+task-specific code: each task's predictor reads and writes its own file formats."""
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import sys
 from pathlib import Path
 
+from seqtag.api import load, train
 from seqtag.errors import SeqtagError
+from seqtag.evaluation import headline
+from seqtag.io import atomic_write_text, read_archive
+from seqtag.registry import TASKS
+from seqtag.training.trainer import TrainingInterrupted
+from seqtag.version import __version__
 
 
 def _train(args: argparse.Namespace) -> int:
-    from seqtag.training.run import run_recipe
-
-    result = run_recipe(args.recipe, args.set or [], args.output, args.resume)
+    result = train(args.recipe, args.set or [], args.output, args.resume)
     print(f"model: {result.model_path}")
     if result.selection is not None:
-        print(f"dev chose {result.best_epoch} epochs: dev {_headline(result.best_dev or {})}")
+        print(f"dev chose {result.best_epoch} epochs: dev {headline(result.best_dev or {})}")
         if result.selection.test is not None:
-            print(f"test of the early-stopped model {_headline(result.selection.test)}")
+            print(f"test of the early-stopped model {headline(result.selection.test)}")
         print(f"refit on train + dev for {result.best_epoch} epochs")
     elif result.best_dev is not None:
-        print(f"best epoch {result.best_epoch}: dev {_headline(result.best_dev)}")
+        print(f"best epoch {result.best_epoch}: dev {headline(result.best_dev)}")
     if result.test is not None:
-        print(f"test {_headline(result.test)}")
+        print(f"test {headline(result.test)}")
     return 0
 
 
-def _headline(metrics: dict) -> str:
-    if "f1" in metrics:
-        return f"F1 {metrics['f1']:.2f} (precision {metrics['precision']:.2f}, recall {metrics['recall']:.2f})"
-    return ", ".join(f"{k} {v:.2f}" for k, v in metrics.items() if isinstance(v, float))
+def _options(**values: object) -> dict[str, object]:
+    """The file options the user gave (the predictor of the model's task says whether it knows them)."""
+    return {name: value for name, value in values.items() if value is not None}
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from seqtag.data.conll import read_conll
-    from seqtag.evaluation import format_report
-    from seqtag.predictor import load
-
-    tagger = load(args.model, args.runtime, args.onnx)
-    if tagger.task.name != "tagging":  # other tasks read their own file format
-        metrics = tagger.evaluate_file(args.data, args.batch_size)
-        print(json.dumps(metrics, indent=2) if args.json else f"{args.data}: {_headline(metrics)}")
-        return 0
-    data = tagger.task.recipe.data
-    word_column = data.word_column if args.word_column is None else args.word_column
-    label_column = data.label_column if args.label_column is None else args.label_column
-    sentences = read_conll(args.data, word_column, label_column)
-    predicted = tagger.task.predict(sentences, args.batch_size)
-    metrics = tagger.task.score([s.labels or [] for s in sentences], predicted)
-    if args.confusion:
-        from seqtag.evaluation import confusion_table
-
-        Path(args.confusion).write_text(confusion_table([s.labels or [] for s in sentences], predicted), encoding="utf-8")
-    if args.json:
-        print(json.dumps(metrics, indent=2))
-    else:
-        print(f"{args.data}: {len(sentences)} sentences, {sum(map(len, sentences))} tokens")
-        print(format_report(metrics))
+    predictor = load(args.model, args.runtime, args.onnx)
+    options = _options(word_column=args.word_column, label_column=args.label_column, confusion=args.confusion)
+    metrics = predictor.evaluate_file(args.data, args.batch_size, **options)
+    print(json.dumps(metrics, indent=2) if args.json else predictor.report(args.data, metrics))
     return 0
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from seqtag.data.conll import looks_like_conll, read_conll, read_token_lines, write_conll
-    from seqtag.predictor import load
-
-    tagger = load(args.model, args.runtime, args.onnx)
-    if tagger.task.name != "tagging":  # other tasks read their own file format
-        if args.output:
-            with open(args.output, "w", encoding="utf-8") as out:
-                tagger.predict_file(args.input, out, args.batch_size)
-        else:
-            tagger.predict_file(args.input, sys.stdout, args.batch_size)
+    predictor = load(args.model, args.runtime, args.onnx)
+    options = _options(format=None if args.format == "auto" else args.format, word_column=args.word_column)
+    if args.output is None:
+        predictor.predict_file(args.input, sys.stdout, args.batch_size, **options)
         return 0
-    fmt = args.format
-    if fmt == "auto":
-        fmt = "conll" if looks_like_conll(args.input) else "tokens"
-    if fmt == "conll":
-        column = tagger.task.recipe.data.word_column if args.word_column is None else args.word_column
-        sentences = read_conll(args.input, column, None)
-    else:
-        sentences = read_token_lines(args.input)
-    tags = tagger.task.predict(sentences, args.batch_size)
-    if args.output:
-        write_conll(sentences, tags, args.output)
-        print(f"wrote {len(sentences)} sentences to {args.output}", file=sys.stderr)
-    else:
-        out = sys.stdout
-        for sentence, sentence_tags in zip(sentences, tags, strict=True):
-            if fmt == "tokens":
-                out.write(" ".join(f"{t}/{g}" for t, g in zip(sentence.tokens, sentence_tags, strict=True)) + "\n")
-            else:
-                for row, tag in zip(sentence.rows, sentence_tags, strict=True):
-                    out.write("\t".join([*row, tag]) + "\n")
-                out.write("\n")
+    buffer = io.StringIO()
+    count = predictor.predict_file(args.input, buffer, args.batch_size, **options)
+    atomic_write_text(args.output, buffer.getvalue())
+    print(f"wrote {count} predictions to {args.output}", file=sys.stderr)
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
-    from seqtag.export import export_onnx
-    from seqtag.predictor import load
-
-    tagger = load(args.model)
+    predictor = load(args.model)
     output = Path(args.output) if args.output else Path(args.model).with_suffix(".onnx")
-    export_onnx(tagger.task, output)
+    predictor.export_onnx(output)
     print(f"wrote {output} ({output.stat().st_size / 2**20:.1f} MB); use it with --runtime onnx")
     return 0
 
 
 def _info(args: argparse.Namespace) -> int:
-    from seqtag.archive import read_archive
-
     content = read_archive(args.model)
-    meta, recipe, vocab, metrics = content["meta"], content["recipe"], content["vocab"], content["metrics"]
+    meta, recipe, metrics = content["meta"], content["recipe"], content["metrics"]
     parameters = sum(t.numel() for t in content["tensors"].values())
     if args.json:
         print(json.dumps({"meta": meta, "recipe": recipe, "metrics": {k: v for k, v in metrics.items() if k != "history"}}, indent=2))
         return 0
     print(f"{args.model}: seqtag {meta['seqtag_version']} model (format {meta['format_version']}), task {meta['task']}")
     print(f"  recipe: {recipe.get('name')}  seed {recipe.get('seed')}")
-    if meta["task"] == "tagging":
-        tags = vocab["tags"]["items"]
-        print(f"  tags ({vocab['corpus_scheme'].upper()} corpus, trained as {recipe['model']['tag_scheme'].upper()}): {' '.join(tags)}")
-        trained_words = vocab['num_trainable_words'] - 2  # less <pad> and <unk>
-        pretrained_only = len(vocab['words']['items']) - trained_words
-        print(f"  words: {trained_words:,} from training + {pretrained_only:,} pretrained-only; chars: {len(vocab['chars']['items'])}")
-        model = recipe["model"]
-        print(f"  model: char {model['char']['encoder']}, {model['encoder']['num_layers']}x Bi{model['encoder']['cell'].upper()} {model['encoder']['hidden_size']}, decoder {model['decoder']}")
+    entry = TASKS.get(meta["task"])
+    for line in entry.predictor.summary(content) if entry is not None else []:
+        print(line)
     print(f"  tensors: {parameters:,} values")
     if metrics.get("best_epoch") is not None:
         print(f"  trained {metrics.get('epochs')} epochs in {metrics.get('seconds', 0):.0f} s; best epoch {metrics['best_epoch']}")
     refit = metrics.get("refit")
     if refit:
-        print(f"  refit on train + dev for the {refit['epochs']} epochs chosen on dev; dev {_headline(refit['dev'] or {})}")
+        print(f"  refit on train + dev for the {refit['epochs']} epochs chosen on dev; dev {headline(refit['dev'] or {})}")
         if refit.get("early_stopped_test"):
-            print(f"  test of the early-stopped model: {_headline(refit['early_stopped_test'])}")
+            print(f"  test of the early-stopped model: {headline(refit['early_stopped_test'])}")
     for split in ("dev", "test"):
         if metrics.get(split):
-            print(f"  {split}: {_headline(metrics[split])}")
+            print(f"  {split}: {headline(metrics[split])}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from seqtag.version import __version__
-
     parser = argparse.ArgumentParser(prog="seqtag", description="BiLSTM-CNN-CRF sequence tagging: train, evaluate, predict.")
     parser.add_argument("--version", action="version", version=f"seqtag {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and results")
@@ -161,9 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=_train)
 
     evaluate = commands.add_parser("evaluate", help="score a model on a labelled file",
-                                   description="Score a model on a labelled CoNLL file: entity P/R/F1 per type (seqeval, strict) or token accuracy.")
+                                   description="Score a model on a labelled file of its task: for taggers a CoNLL file, scored by entity "
+                                               "P/R/F1 per type (seqeval, strict) or token accuracy.")
     evaluate.add_argument("model", help="model file (model.seqtag)")
-    evaluate.add_argument("data", help="labelled CoNLL file")
+    evaluate.add_argument("data", help="labelled file (CoNLL for taggers)")
     evaluate.add_argument("--word-column", type=int, help="token column (default: the recipe's)")
     evaluate.add_argument("--label-column", type=int, help="label column (default: the recipe's)")
     evaluate.add_argument("--batch-size", type=int, default=256)
@@ -172,10 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(func=_evaluate)
 
     predict = commands.add_parser("predict", help="tag a file",
-                                  description="Tag a CoNLL file (adds a predicted column) or a file with one pre-tokenised sentence per line.")
+                                  description="Predict a file in the format of the model's task: for taggers a CoNLL file (adds a predicted "
+                                              "column) or one pre-tokenised sentence per line; for target sentiment a 3-line "
+                                              "file; for tree sentiment one bracketed tree per line.")
     predict.add_argument("model", help="model file (model.seqtag)")
-    predict.add_argument("input", help="CoNLL file or one tokenised sentence per line")
-    predict.add_argument("--output", "-o", metavar="FILE", help="write CoNLL (input columns + predicted tag) here instead of stdout")
+    predict.add_argument("input", help="input file (taggers: CoNLL or one tokenised sentence per line)")
+    predict.add_argument("--output", "-o", metavar="FILE", help="write the predictions here (what stdout would show) instead of to stdout")
     predict.add_argument("--format", choices=("auto", "conll", "tokens"), default="auto", help="input format (default: guess)")
     predict.add_argument("--word-column", type=int, help="token column of CoNLL input (default: the recipe's)")
     predict.add_argument("--batch-size", type=int, default=256)
@@ -202,8 +155,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``seqtag`` console script."""
-    from seqtag.training.trainer import TrainingInterrupted
-
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
     try:

@@ -9,40 +9,19 @@ package (a NumPy array loaded with ``allow_pickle=False``).
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from seqtag.data.vocab import Vocabulary
+from seqtag.config import EmbeddingsConfig
+from seqtag.data.vocab import Vocabulary, spelling_variants
 from seqtag.errors import DataError, RecipeError
-
-if TYPE_CHECKING:
-    from seqtag.recipe import EmbeddingsConfig
 
 BUILTIN = ("glove-6b-50d",)
 FORMATS = ("auto", "word2vec", "word2vec-binary", "glove", "fasttext")
-_DIGITS = re.compile(r"[0-9]")
-# Penn Treebank bracket escapes (PTB, OntoNotes, SST and the Twitter corpus of Dong et al. use them).
-_PTB_ESCAPES = {"-lrb-": "(", "-rrb-": ")", "-lsb-": "[", "-rsb-": "]", "-lcb-": "{", "-rcb-": "}"}
-_ESCAPED = re.compile("|".join(map(re.escape, _PTB_ESCAPES)))
-_NOSE = re.compile(r"^([:;=8])[-o^']+(.{1,2})$")  # ":-)" -> ":)", ";-(" -> ";(", "=-d" -> "=d"
-
-
-def spelling_variants(word: str) -> list[str]:
-    """Lower-case spellings to try, in order, when ``word`` itself has no vector: its lower
-    case, with digits as zeros, with PTB bracket escapes undone (``-lrb-`` -> ``(``,
-    ``:-rrb-`` -> ``:)``), and emoticons without their nose (``:-)`` -> ``:)``)."""
-    lower = word.lower()
-    variants = [lower, _DIGITS.sub("0", lower)]
-    unescaped = _ESCAPED.sub(lambda match: _PTB_ESCAPES[match.group()], lower)
-    variants.append(unescaped)
-    variants.append(_NOSE.sub(r"\1\2", unescaped))
-    return list(dict.fromkeys(v for v in variants if v != word))
 
 
 @dataclass

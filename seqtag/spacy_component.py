@@ -19,7 +19,9 @@ seqtag's tokenizer and sentence splitter::
 
 from __future__ import annotations
 
+import json
 import shutil
+import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ from spacy.tokens import Doc, Span, Token
 from spacy.util import filter_spans, registry
 from spacy.vocab import Vocab
 
+from seqtag.api import load
 from seqtag.data.conll import Sentence
 from seqtag.data.schemes import spans_from_tags
 from seqtag.data.text import Tokenizer as TextTokenizer
@@ -66,8 +69,6 @@ class SeqtagComponent:
             self._load(Path(model))
 
     def _load(self, path: Path) -> None:
-        from seqtag.predictor import load
-
         self.tagger = load(path)
         self.model_path = path
 
@@ -157,8 +158,6 @@ class SeqtagComponent:
         return self.model_path.read_bytes()
 
     def from_bytes(self, data: bytes, exclude: Iterable[str] = ()) -> "SeqtagComponent":
-        import tempfile
-
         handle = tempfile.NamedTemporaryFile(suffix=".seqtag", delete=False)
         with handle:
             handle.write(data)
@@ -224,13 +223,9 @@ class SeqtagTokenizer:
             yield self(text)
 
     def to_bytes(self, exclude: Iterable[str] = ()) -> bytes:
-        import json
-
         return json.dumps(self.tokenizer.config.to_json()).encode("utf-8")
 
     def from_bytes(self, data: bytes, exclude: Iterable[str] = ()) -> "SeqtagTokenizer":
-        import json
-
         self.tokenizer = TextTokenizer(TokenizerConfig.from_json(json.loads(data.decode("utf-8"))))
         return self
 

@@ -133,7 +133,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory, tiny_corpus: Path) -> P
     """A model file trained for 8 epochs on the tiny corpus (shared by API, CLI and spaCy tests)."""
     import copy
 
-    from seqtag.recipe import recipe_from_dict
+    from seqtag.registry import recipe_from_dict
     from seqtag.training.run import run
 
     recipe = copy.deepcopy(TINY_RECIPE)

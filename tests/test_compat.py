@@ -15,9 +15,9 @@ import pytest
 import torch
 
 import seqtag
-from seqtag.archive import read_archive
 from seqtag.data.conll import read_conll
-from seqtag.recipe import recipe_from_dict
+from seqtag.io import read_archive
+from seqtag.registry import recipe_from_dict
 from seqtag.training.run import run
 from tests.fixtures.compat.make_fixtures import TAGGING, TAGGING_SOURCE, TEXT
 

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from seqtag.embeddings import PretrainedVectors, load_vectors, spelling_variants
+from seqtag.data.vocab import spelling_variants
+from seqtag.embeddings import PretrainedVectors, load_vectors
 from seqtag.errors import RecipeError
 
 WORDS = ["the", "paris", "berlin", "1996", "café"]
@@ -62,8 +63,7 @@ def test_ptb_escapes_and_emoticons_find_their_vectors():
 
 
 def test_word_index_uses_the_same_variants():
-    from seqtag.data.vocab import Vocabulary
-    from seqtag.tasks.tagging import WordIndex
+    from seqtag.data.vocab import Vocabulary, WordIndex
 
     index = WordIndex(Vocabulary(["(", ":)", "0000s"]), num_trainable=5, lowercase=True)
     assert index.index("-LRB-") == index.index("(") == 2

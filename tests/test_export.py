@@ -9,11 +9,12 @@ import torch
 
 import seqtag
 from seqtag.cli import main
+from seqtag.data.batching import length_batches
 from seqtag.data.conll import read_conll
 from seqtag.errors import SeqtagError
-from seqtag.export import OnnxEmissions, export_onnx
-from seqtag.recipe import recipe_from_dict
-from seqtag.tasks.tagging import TaggingTask, length_batches
+from seqtag.registry import recipe_from_dict
+from seqtag.tasks.tagging.onnx import OnnxEmissions, export_onnx
+from seqtag.tasks.tagging.task import TaggingTask
 from tests.conftest import TINY_RECIPE, write_three_column_corpus
 
 pytest.importorskip("onnxruntime")

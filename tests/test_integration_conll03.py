@@ -6,7 +6,7 @@ import re
 import pytest
 
 import seqtag
-from seqtag.recipe import load_recipe
+from seqtag.registry import load_recipe
 from seqtag.training.run import run
 from tests.conftest import ROOT, shared
 

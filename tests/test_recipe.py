@@ -4,7 +4,8 @@ import pytest
 import yaml
 
 from seqtag.errors import RecipeError
-from seqtag.recipe import TaggingRecipe, load_recipe, recipe_from_dict
+from seqtag.registry import load_recipe, recipe_from_dict
+from seqtag.tasks.tagging.recipe import TaggingRecipe
 from tests.conftest import SHARED_DATA
 
 ROOT = Path(__file__).resolve().parent.parent

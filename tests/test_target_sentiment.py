@@ -21,15 +21,12 @@ from seqtag.data.target import (
     write_target_file,
 )
 from seqtag.errors import DataError, RecipeError
-from seqtag.models.target_lstm import TargetBatch, TargetLSTM
-from seqtag.recipe import load_recipe, recipe_from_dict
-from seqtag.target_predictor import TargetSentimentClassifier
-from seqtag.tasks.target_sentiment import (
-    TargetSentimentRecipe,
-    TargetSentimentTask,
-    class_weights,
-    classification_metrics,
-)
+from seqtag.evaluation import classification_metrics
+from seqtag.registry import load_recipe, recipe_from_dict
+from seqtag.tasks.target_sentiment.model import TargetBatch, TargetLSTM
+from seqtag.tasks.target_sentiment.predictor import TargetSentimentClassifier
+from seqtag.tasks.target_sentiment.recipe import TargetSentimentRecipe
+from seqtag.tasks.target_sentiment.task import TargetSentimentTask, class_weights
 from seqtag.training.run import run
 
 from .conftest import ROOT, shared
@@ -179,14 +176,17 @@ def test_holdout_is_stratified_seeded_and_disjoint():
     assert [e.tokens for e in holdout_split(examples, 0.1, seed=8)[1]] != [e.tokens for e in dev]
 
 
+NAMES_OF_CLASSES = ["negative", "neutral", "positive"]
+
+
 def test_classification_metrics_by_hand():
     # gold:      neg neg neu neu pos pos ; predicted: neg neu neu neu pos neg
-    metrics = classification_metrics([0, 0, 1, 1, 2, 2], [0, 1, 1, 1, 2, 0])
+    metrics = classification_metrics([0, 0, 1, 1, 2, 2], [0, 1, 1, 1, 2, 0], NAMES_OF_CLASSES)
     assert metrics["accuracy"] == pytest.approx(100 * 4 / 6)
     # F1: neg p=1/2 r=1/2 -> 1/2; neu p=2/3 r=1 -> 4/5; pos p=1 r=1/2 -> 2/3
     assert metrics["macro_f1"] == pytest.approx(100 * (1 / 2 + 4 / 5 + 2 / 3) / 3)
     assert metrics["per_class"]["neutral"]["support"] == 2
-    assert classification_metrics([1, 1], [1, 1])["macro_f1"] == pytest.approx(100 / 3)  # absent classes count 0
+    assert classification_metrics([1, 1], [1, 1], NAMES_OF_CLASSES)["macro_f1"] == pytest.approx(100 / 3)  # absent classes count 0
 
 
 # ----------------------------------------------------------------------------- model
@@ -198,8 +198,7 @@ def small_model(architecture: str) -> TargetLSTM:
 
 
 def make_task(architecture: str) -> TargetSentimentTask:
-    from seqtag.data.vocab import Vocabulary
-    from seqtag.tasks.tagging import WordIndex
+    from seqtag.data.vocab import Vocabulary, WordIndex
 
     recipe = TargetSentimentRecipe.model_validate({"embeddings": {"dim": 6}, "model": {"architecture": architecture, "hidden_size": 5}})
     vocab = Vocabulary("a b c d e f x y".split())

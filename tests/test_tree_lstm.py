@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from seqtag.modules.tree_lstm import BinaryTreeLSTM, ChildSumTreeLSTM, TreeBatch, TreeStructure
+from seqtag.data.tree_batching import TreeBatch, TreeStructure
+from seqtag.modules.tree_lstm import BinaryTreeLSTM, ChildSumTreeLSTM
 
 
 def random_binary_tree(rng: random.Random, leaves: int) -> tuple[list[list[int]], list[int]]:

@@ -13,7 +13,7 @@ import seqtag
 from seqtag.cli import main
 from seqtag.data.trees import parse_tree, read_trees
 from seqtag.errors import DataError
-from seqtag.recipe import load_recipe, recipe_from_dict
+from seqtag.registry import load_recipe, recipe_from_dict
 from seqtag.training.run import run
 
 from .conftest import interrupt_in_epoch
@@ -112,7 +112,7 @@ def test_cli_evaluate_and_predict(trained: Path, treebank: Path, tmp_path: Path,
 
 @pytest.mark.parametrize("neutral_phrases", [True, False])
 def test_binary_setting_drops_neutral_roots(treebank: Path, neutral_phrases: bool) -> None:
-    from seqtag.tasks.tree_sentiment import TreeSentimentTask
+    from seqtag.tasks.tree_sentiment.task import TreeSentimentTask
 
     recipe = recipe_from_dict(recipe_dict(treebank))
     recipe.data.classes = "binary"
@@ -133,7 +133,7 @@ def test_binary_setting_drops_neutral_roots(treebank: Path, neutral_phrases: boo
 
 
 def test_childsum_cell_and_groups(treebank: Path) -> None:
-    from seqtag.tasks.tree_sentiment import TreeSentimentTask
+    from seqtag.tasks.tree_sentiment.task import TreeSentimentTask
 
     recipe = recipe_from_dict(recipe_dict(treebank, cell="childsum", memory=None))
     task, splits = TreeSentimentTask.from_recipe(recipe)
@@ -148,7 +148,7 @@ def test_childsum_cell_and_groups(treebank: Path) -> None:
 
 def test_word_vectors_by_plain_sgd(treebank: Path, tmp_path: Path) -> None:
     """``embeddings.update: sgd`` (Tai et al.'s rule) trains the word table by SGD beside AdaGrad."""
-    from seqtag.tasks.tree_sentiment import TreeSentimentTask
+    from seqtag.tasks.tree_sentiment.task import TreeSentimentTask
 
     recipe = recipe_dict(treebank)
     recipe["embeddings"].update({"update": "sgd", "lr_scale": 20.0})
@@ -164,7 +164,7 @@ def test_word_vectors_by_plain_sgd(treebank: Path, tmp_path: Path) -> None:
 def test_plain_sgd_run_resumes_to_the_same_weights(treebank: Path, tmp_path: Path) -> None:
     """Interrupted after its first epoch and resumed, a run with plain-SGD word vectors ends with
     exactly the weights of a run that was never stopped."""
-    from seqtag.archive import read_archive
+    from seqtag.io import read_archive
 
     recipe = recipe_dict(treebank)
     recipe["embeddings"].update({"update": "sgd", "lr_scale": 20.0})
@@ -182,7 +182,7 @@ def test_binary_cell_rejects_flat_trees(treebank: Path, tmp_path: Path) -> None:
     with open(tmp_path / "dev.txt", "a", encoding="utf-8") as out:
         out.write("(3 (2 a) (3 good) (2 film))\n")
     recipe = recipe_from_dict(recipe_dict(tmp_path))
-    from seqtag.tasks.tree_sentiment import TreeSentimentTask
+    from seqtag.tasks.tree_sentiment.task import TreeSentimentTask
 
     task, splits = TreeSentimentTask.from_recipe(recipe)
     with pytest.raises(DataError, match=r"dev.txt:101: node 0 has 3 children; the binary Tree-LSTM takes at most 2"):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
+from seqtag.data.files import open_input, read_lines
 from seqtag.errors import DataError
 
 DOCSTART = "-DOCSTART-"
@@ -82,45 +83,33 @@ def iter_conll(
     """Stream the sentences of a column file; see :func:`read_conll`."""
     path = str(path)
     stats = stats if stats is not None else ReadStats()
-    try:
-        handle = open(path, "rb")
-    except FileNotFoundError:
-        raise DataError("file not found", path) from None
-    except OSError as error:
-        raise DataError(f"cannot read: {error.strerror}", path) from None
     width: int | None = None
     rows: list[list[str]] = []
     first_line = 0
-    with handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-            except UnicodeDecodeError as error:
-                raise DataError(f"not valid UTF-8 (byte {error.start}); re-encode the file as UTF-8", path, number) from None
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                if rows:
-                    yield _sentence(rows, path, first_line, word_column, label_column, stats)
-                    rows = []
-                continue
-            columns = _split(line)
-            if columns[0] == DOCSTART:
-                stats.docstart_lines += 1
-                continue
-            if width is None:
-                width = len(columns)
-                words_at = _resolve_column(word_column, width, "word", path, number)
-                if label_column is not None:
-                    labels_at = _resolve_column(label_column, width, "label", path, number)
-                    if labels_at == words_at:
-                        raise DataError("the word and label columns are the same column", path, number)
-            if len(columns) != width:
-                raise DataError(f"expected {width} columns like the lines before, found {len(columns)}: {line!r}", path, number)
-            if any(not column.strip() for column in columns):
-                raise DataError(f"empty column in {line!r}", path, number)
-            if not rows:
-                first_line = number
-            rows.append(columns)
+    for number, line in read_lines(path):
+        if not line.strip():
+            if rows:
+                yield _sentence(rows, path, first_line, word_column, label_column, stats)
+                rows = []
+            continue
+        columns = _split(line)
+        if columns[0] == DOCSTART:
+            stats.docstart_lines += 1
+            continue
+        if width is None:
+            width = len(columns)
+            words_at = _resolve_column(word_column, width, "word", path, number)
+            if label_column is not None:
+                labels_at = _resolve_column(label_column, width, "label", path, number)
+                if labels_at == words_at:
+                    raise DataError("the word and label columns are the same column", path, number)
+        if len(columns) != width:
+            raise DataError(f"expected {width} columns like the lines before, found {len(columns)}: {line!r}", path, number)
+        if any(not column.strip() for column in columns):
+            raise DataError(f"empty column in {line!r}", path, number)
+        if not rows:
+            first_line = number
+        rows.append(columns)
     if rows:
         yield _sentence(rows, path, first_line, word_column, label_column, stats)
 
@@ -139,15 +128,7 @@ def read_token_lines(path: str | Path) -> list[Sentence]:
     """Read one pre-tokenised sentence per line (tokens separated by spaces)."""
     path = str(path)
     sentences = []
-    try:
-        data = Path(path).read_bytes()
-    except OSError as error:
-        raise DataError(f"cannot read: {error.strerror}", path) from None
-    for number, raw in enumerate(data.splitlines(), start=1):
-        try:
-            line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-        except UnicodeDecodeError as error:
-            raise DataError(f"not valid UTF-8 (byte {error.start})", path, number) from None
+    for number, line in read_lines(path, split_cr=True):
         tokens = line.split()
         if tokens:
             sentences.append(Sentence(tokens=tokens, rows=[[t] for t in tokens], path=path, line=number))
@@ -161,7 +142,7 @@ def looks_like_conll(path: str | Path, sample: int = 200) -> bool:
     columns on every line; a sentence-per-line file has no blank lines in
     between, or lines of varying length.
     """
-    with open(path, "rb") as handle:
+    with open_input(path) as handle:
         lines = [raw.decode("utf-8", "replace").strip() for raw in islice(handle, sample)]
     content = [line for line in lines if line and not line.startswith(DOCSTART)]
     if not content:

@@ -15,14 +15,34 @@ may be strings of space-separated items.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from seqtag.data.conll import Sentence
+from seqtag.data.files import split_names
 from seqtag.errors import DataError
-from seqtag.recipe import split_names
 
-if TYPE_CHECKING:
-    from seqtag.recipe import ConllDataConfig, Recipe
+
+class ConllDataConfig(Protocol):
+    """What this module reads of a tagging recipe's ``data`` section."""
+
+    format: str
+    hub: str | None
+    config: str | None
+    revision: str | None
+    disk: str | None
+    tokens_field: str
+    tags_field: str
+    tag_names: list[str] | None
+    dir: str
+    train: str | list[str]
+    dev: str | list[str] | None
+    test: str | list[str] | None
+
+
+class Recipe(Protocol):
+    """What this module needs of a recipe: relative paths resolved as the recipe resolves them."""
+
+    def resolve_path(self, path: str | None, expect: str | None = None) -> Path | None: ...
 
 # Recipe split -> usual dataset split names, tried when the recipe's name is not a split.
 DEFAULT_SPLITS = {"train": ("train",), "dev": ("validation", "valid", "dev"), "test": ("test",)}

@@ -26,6 +26,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from seqtag.data.files import read_lines
 from seqtag.errors import DataError
 
 PLACEHOLDER = "$T$"
@@ -104,21 +105,8 @@ class TargetExample:
 
 
 def _lines(path: str) -> Iterator[tuple[int, str]]:
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise DataError("file not found", path) from None
-    except OSError as error:
-        raise DataError(f"cannot read: {error.strerror}", path) from None
-    pieces = data.split(b"\n")
-    if pieces and not pieces[-1]:
-        pieces.pop()  # the newline ending the last line
-    for number, raw in enumerate(pieces, start=1):
-        try:
-            line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-        except UnicodeDecodeError as error:
-            raise DataError(f"not valid UTF-8 (byte {error.start}); re-encode the file as UTF-8", path, number) from None
-        yield number, line.rstrip("\r").strip()
+    for number, line in read_lines(path):
+        yield number, line.strip()
 
 
 def _check_sentence(text: str, path: str, number: int) -> list[str]:

@@ -16,6 +16,7 @@ from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from seqtag.data.files import read_lines
 from seqtag.errors import DataError
 
 
@@ -217,19 +218,6 @@ def read_trees(path: str | Path, labels: Collection[str] | None = None, require_
 def iter_trees(path: str | Path, labels: Collection[str] | None = None, require_labels: bool = True) -> Iterator[Tree]:
     """Stream the trees of a file; see :func:`read_trees`."""
     path = str(path)
-    try:
-        handle = open(path, "rb")
-    except FileNotFoundError:
-        raise DataError("file not found", path) from None
-    except IsADirectoryError:
-        raise DataError("is a folder, not a file of trees", path) from None
-    except OSError as error:
-        raise DataError(f"cannot read: {error.strerror}", path) from None
-    with handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-            except UnicodeDecodeError as error:
-                raise DataError(f"not valid UTF-8 (byte {error.start}); re-encode the file as UTF-8", path, number) from None
-            if text.strip():
-                yield parse_tree(text.rstrip("\r\n"), path, number, labels, require_labels)
+    for number, text in read_lines(path):
+        if text.strip():
+            yield parse_tree(text, path, number, labels, require_labels)

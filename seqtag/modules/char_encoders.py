@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
 
 from seqtag.modules.dropout import Dropout
+from seqtag.modules.recurrent import cell as recurrent_cell
 
 
 class CharCNN(nn.Module):
@@ -56,25 +56,27 @@ class CharCNN(nn.Module):
 
 
 class CharLSTM(nn.Module):
-    """Character embeddings -> BiLSTM; the word vector is the last forward and backward states.
+    """Character embeddings -> BiLSTM (or another recurrent cell); the word vector is the last
+    forward and backward states.
 
     Args:
         num_chars: character vocabulary size (index 0 is padding).
         char_dim: character embedding size (Lample et al.: 25).
-        hidden_size: LSTM size per direction (25); the output has twice this.
+        hidden_size: RNN size per direction (25); the output has twice this.
         dropout: dropout on the character embeddings.
+        cell: the recurrent cell's name (seqtag.modules.recurrent), ``lstm`` by default.
     """
 
-    def __init__(self, num_chars: int, char_dim: int = 25, hidden_size: int = 25, dropout: float = 0.0) -> None:
+    def __init__(self, num_chars: int, char_dim: int = 25, hidden_size: int = 25, dropout: float = 0.0,
+                 cell: str = "lstm") -> None:
         super().__init__()
         self.embedding = nn.Embedding(num_chars, char_dim, padding_idx=0)
         self.dropout = nn.Dropout(dropout)
-        self.lstm = nn.LSTM(char_dim, hidden_size, batch_first=True, bidirectional=True)
+        self.cell = recurrent_cell(cell)
+        self.lstm = self.cell.build(char_dim, hidden_size, bidirectional=True)  # the name model files use
         self.output_dim = 2 * hidden_size
 
     def forward(self, chars: torch.Tensor) -> torch.Tensor:
         """``chars`` ``(U, L)`` long -> ``(U, 2 * hidden_size)``."""
-        lengths = chars.ne(0).sum(1).clamp(min=1).cpu()
-        packed = pack_padded_sequence(self.dropout(self.embedding(chars)), lengths, batch_first=True, enforce_sorted=False)
-        _, (hidden, _) = self.lstm(packed)  # hidden: (2, U, hidden_size)
-        return torch.cat([hidden[0], hidden[1]], dim=1)
+        lengths = chars.ne(0).sum(1).clamp(min=1)  # (U,)
+        return self.cell.final_states(self.lstm, self.dropout(self.embedding(chars)), lengths)

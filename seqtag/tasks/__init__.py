@@ -1,8 +1,4 @@
-"""Built-in tasks; importing this package registers them."""
+"""Tasks: one package per task (recipe, model, task, predictor), on the shared skeleton in base.py.
 
-from seqtag.tasks.base import TASKS, Task, register_task
-from seqtag.tasks.tagging import TaggingTask
-from seqtag.tasks.target_sentiment import TargetSentimentTask  # noqa: F401  (registers target-sentiment)
-from seqtag.tasks.tree_sentiment import TreeSentimentTask  # noqa: F401  (registers tree-sentiment)
-
-__all__ = ["TASKS", "Task", "TaggingTask", "register_task"]
+Nothing is registered here: seqtag/registry.py lists the tasks explicitly.
+"""

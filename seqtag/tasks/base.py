@@ -1,71 +1,277 @@
-"""The task interface the trainer drives.
+"""The task interface the trainer drives, the skeleton every task shares, and the predictor contract.
 
-A task knows its data, vocabularies and model: it reads the recipe's
-corpora, turns examples into batches, computes a loss on a batch, predicts
-and evaluates. The trainer only sees this interface, so a new task (target
-sentiment, tree sentiment) is a new subclass, not a branch in the trainer.
+A task knows its data, vocabularies and model: it reads the recipe's corpora,
+turns examples into batches, computes a loss on a batch, predicts and
+evaluates. The trainer only sees this interface, so a new task is a new
+subclass (and one line in seqtag/registry.py), not a branch in the trainer.
+
+What every task does the same way lives here once: reading the splits,
+building the word vocabulary and copying pretrained vectors in, the model
+file's word entries, rebuilding from a model file, caching encoded examples,
+length-bucketed batches, the word table's optimiser group and transfer from
+a trained model. A task keeps only what differs.
 """
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
-from typing import Any, ClassVar
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, TextIO, TypeVar
 
 import torch
 from torch import nn
 
-from seqtag.recipe import Recipe
+from seqtag.config import Recipe, validate_recipe
+from seqtag.data.batching import length_batches
+from seqtag.data.vocab import WordIndex
+from seqtag.embeddings import PretrainedVectors, recipe_vectors, word_vocabulary
+from seqtag.errors import ArchiveError, DataError, RecipeError, SeqtagError
+from seqtag.evaluation import headline
+from seqtag.io import read_archive, write_model_file
+from seqtag.modules.embedders import WordEmbedder
+from seqtag.tasks import transfer
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "dev", "test")
+T = TypeVar("T", bound="Task")
 
 
 class Task(ABC):
     """One kind of problem (tagging, target sentiment, ...) with its model.
 
-    Subclasses set ``name`` (the recipe's ``task`` value) and ``main_metric``
-    (the key of :meth:`evaluate`'s result that early stopping maximises).
+    Subclasses set ``name`` (the recipe's ``task`` value), ``recipe_class`` (its recipe
+    schema), ``example_noun`` (what a corpus file holds, for messages) and ``main_metric``
+    (the key of :meth:`evaluate`'s result that early stopping maximises), and implement
+    reading, building, encoding and evaluation. Every task has a word table: ``words``
+    (the :class:`~seqtag.data.vocab.WordIndex`), ``word_dim`` and ``model.words`` (a
+    :class:`~seqtag.modules.embedders.WordEmbedder`).
     """
 
     name: ClassVar[str]
+    recipe_class: ClassVar[type[Recipe]]
+    example_noun: ClassVar[str] = "examples"
+    #: Module whose weights :meth:`warm_start` expects to copy (a warning names it otherwise).
+    transfer_core: ClassVar[str] = ""
     main_metric: str
-    recipe: Recipe
+    recipe: Any
     model: nn.Module
+    words: WordIndex
+    word_dim: int
+    _encode_cache: tuple[Sequence[Any], list[Any]] | None = None
+
+    # ------------------------------------------------------------------ reading
 
     @classmethod
     @abstractmethod
-    def from_recipe(cls, recipe: Recipe) -> tuple["Task", dict[str, list[Any]]]:
+    def read_file(cls, recipe: Any, path: Path) -> list[Any]:
+        """The labelled examples of one corpus file (logging what was read)."""
+
+    @classmethod
+    def read_splits(cls, recipe: Any) -> dict[str, list[Any]]:
+        """Every split the recipe names (``train`` and, when present, ``dev`` and ``test``);
+        a split may be several files, read one after another."""
+        splits: dict[str, list[Any]] = {}
+        for split in SPLITS:
+            paths = recipe.split_files(split)
+            if not paths:
+                continue
+            examples: list[Any] = []
+            for path in paths:
+                read = cls.read_file(recipe, path)
+                if not read:
+                    raise DataError(f"no {cls.example_noun} in this file", path)
+                examples.extend(read)
+            splits[split] = examples
+        return splits
+
+    # ----------------------------------------------------------------- building
+
+    @classmethod
+    def from_recipe(cls: type[T], recipe: Any) -> tuple[T, dict[str, list[Any]]]:
         """Read the recipe's corpora, build vocabularies and a fresh model.
 
-        Returns the task and its data splits (``train`` and, when present,
-        ``dev`` and ``test``).
+        Returns the task and its data splits (``train`` and, when present, ``dev`` and ``test``).
         """
+        splits = cls.read_splits(recipe)
+        return cls.from_splits(recipe, splits), splits
 
     @classmethod
-    @abstractmethod
-    def from_splits(cls, recipe: Recipe, splits: dict[str, list[Any]]) -> "Task":
+    def from_splits(cls: type[T], recipe: Any, splits: dict[str, list[Any]]) -> T:
         """A fresh task for data already read: vocabularies from ``splits["train"]``, a new
-        model with the pretrained vectors copied in (and ``model.init_from`` applied).
+        model with the pretrained vectors copied in, and ``model.init_from`` applied.
 
         ``training.refit`` uses it to build the model it trains on train + dev.
         """
+        task = cls.build(recipe, splits["train"], recipe_vectors(recipe.embeddings))
+        init_from = getattr(recipe.model, "init_from", None)
+        if init_from:
+            path = recipe.resolve_path(init_from)
+            assert path is not None
+            task.warm_start(path)
+        return task
 
     @classmethod
     @abstractmethod
-    def from_state(cls, recipe: Recipe, vocab: dict[str, Any], tensors: dict[str, torch.Tensor]) -> "Task":
-        """Rebuild a trained task from a model file's contents."""
+    def build(cls: type[T], recipe: Any, train: Sequence[Any], vectors: PretrainedVectors | None) -> T:
+        """Vocabularies from the training examples only, a fresh model, pretrained rows copied in."""
 
-    @abstractmethod
+    @staticmethod
+    def word_index(
+        recipe: Any, tokens: Iterable[str], vectors: PretrainedVectors | None
+    ) -> tuple[WordIndex, Counter[str], int]:
+        """The word index of the training ``tokens`` (and the pretrained-only words), the training
+        word counts and the word vector size."""
+        vocab, num_trainable, counts, word_dim = word_vocabulary(tokens, recipe.embeddings, vectors)
+        return WordIndex(vocab, num_trainable, recipe.embeddings.lowercase), counts, word_dim
+
+    @staticmethod
+    @torch.no_grad()
+    def copy_pretrained(embedder: WordEmbedder, words: WordIndex, vectors: PretrainedVectors | None) -> list[int]:
+        """Copy the pretrained vectors of the training words into the trainable table and those
+        of the pretrained-only words into the frozen one; returns the trainable rows (past
+        ``<pad>`` and ``<unk>``) that got no vector."""
+        itos = words.vocab.itos
+        if vectors is None:
+            return list(range(2, words.num_trainable))
+        missing = []
+        for index in range(2, words.num_trainable):
+            row = vectors.find(itos[index])
+            if row is None:
+                missing.append(index)
+            else:
+                embedder.embedding.weight[index] = torch.from_numpy(vectors.vectors[row])
+        if embedder.frozen.size(0):
+            rows = [vectors.index[w] for w in itos[words.num_trainable :]]
+            embedder.frozen.copy_(torch.from_numpy(vectors.vectors[rows]))
+        return missing
+
+    def warm_start(self, path: Path) -> None:
+        """Start from the weights of the trained model of this task in ``path`` (``model.init_from``).
+
+        Word rows (trainable and pretrained-only) are copied by symbol, so the two corpora
+        may have different vocabularies, and so are the task's other vocabularies
+        (:meth:`copy_vocabulary_rows`); every other weight is copied when its name and shape
+        agree, except :meth:`transfer_skip`. What could not be copied keeps its fresh
+        initialisation.
+        """
+        try:
+            source, _ = type(self).load(path)
+        except ArchiveError as error:
+            raise RecipeError(f"model.init_from: {error}; train that model first, or set model.init_from=null") from None
+        if source.word_dim != self.word_dim:
+            raise RecipeError(f"model.init_from: {path}: its word vectors have {source.word_dim} dimensions, "
+                              f"this recipe's {self.word_dim}")
+        counts = {"word vectors": transfer.copy_word_rows(self.model.words, self.words.vocab, source.model.words,
+                                                          source.words.vocab)}
+        counts.update(self.copy_vocabulary_rows(source))
+        copied = transfer.copy_matching(self.model, source.model, ["words.", *self.transfer_skip(source)])
+        transfer.report(path, counts, copied, needed=self.transfer_core)
+
+    def copy_vocabulary_rows(self, source: Any) -> dict[str, int]:
+        """Copy rows of the task's own symbol tables (e.g. characters) from ``source`` by symbol;
+        returns how many per table."""
+        return {}
+
+    def transfer_skip(self, source: Any) -> list[str]:
+        """Name prefixes of weights :meth:`warm_start` must not copy from ``source`` (besides ``words.``)."""
+        return []
+
+    # -------------------------------------------------------------- model files
+
     def vocab_state(self) -> dict[str, Any]:
         """Everything besides the recipe and weights needed to rebuild the task, as JSON."""
+        return {**self.words.to_json(), "word_dim": self.word_dim, **self.extra_state()}
 
     @abstractmethod
+    def extra_state(self) -> dict[str, Any]:
+        """The task's own entries of :meth:`vocab_state` (besides the word index)."""
+
+    @classmethod
+    @abstractmethod
+    def from_vocab(cls: type[T], recipe: Any, vocab: dict[str, Any]) -> T:
+        """A task with an untrained model for a model file's recipe and vocabularies."""
+
+    @classmethod
+    def from_state(cls: type[T], recipe: Any, vocab: dict[str, Any], tensors: dict[str, torch.Tensor]) -> T:
+        """Rebuild a trained task from a model file's contents."""
+        task = cls.from_vocab(recipe, vocab)
+        task.model.load_state_dict(tensors, strict=True)
+        task.model.eval()
+        return task
+
+    def save(self, path: str | Path, metrics: dict[str, Any] | None = None) -> Path:
+        """Write the task (recipe, vocabularies, weights) and ``metrics`` to one model file."""
+        return write_model_file(path, self.name, self.recipe.model_dump(mode="json"), self.vocab_state(),
+                                self.model.state_dict(), metrics)
+
+    @classmethod
+    def from_archive(cls: type[T], content: dict[str, Any], path: str | Path) -> T:
+        """The task stored in a model file's parsed ``content`` (see :func:`seqtag.io.read_archive`);
+        ArchiveError naming ``path`` when it is inconsistent."""
+        try:
+            recipe = validate_recipe(content["recipe"], cls.recipe_class)
+            return cls.from_state(recipe, content["vocab"], content["tensors"])
+        except SeqtagError as error:
+            raise ArchiveError(f"{path}: {error}") from None
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            raise ArchiveError(f"{path}: inconsistent model file ({type(error).__name__}: {error})") from None
+
+    @classmethod
+    def load(cls: type[T], path: str | Path) -> tuple[T, dict[str, Any]]:
+        """The trained task in the model file ``path``, which must be of this task, and its metrics."""
+        content = read_archive(path)
+        found = content["meta"].get("task")
+        if found != cls.name:
+            raise ArchiveError(f"{path} is a {found!r} model, not a {cls.name!r} model")
+        return cls.from_archive(content, path), content["metrics"]
+
+    # ---------------------------------------------------------------- batching
+
+    @abstractmethod
+    def encode(self, example: Any) -> Any:
+        """An example as indices (with its gold labels when it has them); ``len()`` is its length."""
+
+    @abstractmethod
+    def collate(self, items: Sequence[Any]) -> Any:
+        """A batch of encoded examples as padded tensors."""
+
+    def trainable(self, encoded: Any) -> bool:
+        """Whether an encoded example can be trained on (e.g. its labels were all seen in training)."""
+        return True
+
+    def encoded(self, examples: Sequence[Any]) -> list[Any]:
+        """:meth:`encode` of every example; training encodes the same split every epoch, so the
+        last result is cached on the list object's identity."""
+        cache = self._encode_cache
+        if cache is not None and cache[0] is examples:
+            return cache[1]
+        encoded = [self.encode(e) for e in examples]
+        self._encode_cache = (examples, encoded)
+        return encoded
+
     def batches(
         self, examples: Sequence[Any], batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None
     ) -> Iterator[Any]:
-        """Batches of encoded examples; with ``shuffle`` in random order (similar lengths together)."""
+        """Length-bucketed batches; with ``shuffle`` in random order (similar lengths together),
+        skipping examples that cannot be trained on."""
+        encoded = self.encoded(examples)
+        usable = [i for i, e in enumerate(encoded) if self.trainable(e)] if shuffle else range(len(encoded))
+        for order in length_batches([len(encoded[i]) for i in usable], batch_size, generator if shuffle else None):
+            yield self.collate([encoded[usable[i]] for i in order])
 
-    @abstractmethod
+    def batch_size_of(self, batch: Any) -> int:
+        """Number of examples in ``batch`` (for throughput figures)."""
+        return len(batch)
+
+    # ---------------------------------------------------------------- training
+
     def loss(self, batch: Any, reduction: str = "sum") -> torch.Tensor:
-        """Scalar training loss of one batch."""
+        """Scalar training loss of one batch (the model's)."""
+        return self.model.loss(batch, reduction)
 
     @abstractmethod
     def evaluate(self, examples: Sequence[Any], batch_size: int = 256) -> dict[str, Any]:
@@ -76,17 +282,15 @@ class Task(ABC):
         the schedule's times this factor, e.g. a lower rate for fine-tuned embeddings)."""
         return [{"params": [p for p in self.model.parameters() if p.requires_grad]}]
 
-    def make_predictor(self, metrics: dict[str, Any] | None = None) -> Any:
-        """The user-facing predictor of this task (what :func:`seqtag.load` returns).
-
-        A predictor offers at least ``evaluate_file(path, batch_size) -> metrics`` and
-        ``predict_file(path, out, batch_size)`` for ``seqtag evaluate`` / ``seqtag predict``.
-        """
-        raise TypeError(f"no predictor for task {self.name!r}")
-
-    def batch_size_of(self, batch: Any) -> int:
-        """Number of examples in ``batch`` (for throughput figures)."""
-        return len(batch)
+    def word_table_groups(self, **options: Any) -> list[dict[str, Any]]:
+        """Two parameter groups: every trainable parameter but the fine-tuned word table, then the
+        table with its own ``options`` (``lr_scale``, ``plain_sgd``, ``weight_decay``)."""
+        table = self.model.words.embedding.weight
+        rest = [p for p in self.model.parameters() if p.requires_grad and p is not table]
+        groups: list[dict[str, Any]] = [{"params": rest}]
+        if table.requires_grad:
+            groups.append({"params": [table], **options})
+        return groups
 
     def describe(self, splits: dict[str, list[Any]]) -> str:
         """One or two lines summarising data and model for the training log."""
@@ -95,10 +299,60 @@ class Task(ABC):
         return f"task {self.name}: {sizes} examples; {parameters:,} trainable parameters"
 
 
-TASKS: dict[str, type[Task]] = {}
+class Predictor(ABC):
+    """What :func:`seqtag.load` returns: a trained task behind the task's own API.
 
+    Every predictor offers :meth:`predict` (one input, in the task's terms),
+    :meth:`evaluate` (labelled examples) and the two file commands of the CLI,
+    :meth:`evaluate_file` and :meth:`predict_file`, which take the task's
+    file-format options as keywords (an option a task does not know is an error).
+    """
 
-def register_task(cls: type[Task]) -> type[Task]:
-    """Class decorator: make ``task: NAME`` in recipes and model files resolve to ``cls``."""
-    TASKS[cls.name] = cls
-    return cls
+    def __init__(self, task: Any, metrics: dict[str, Any] | None = None) -> None:
+        self.task = task
+        self.metrics = metrics or {}
+
+    @property
+    @abstractmethod
+    def labels(self) -> list[str]:
+        """What the model predicts (entity types, tags, classes)."""
+
+    @abstractmethod
+    def predict(self, *args: Any, **kwargs: Any) -> Any:
+        """The prediction for one input (raw text, a sentence and target, a tree)."""
+
+    def evaluate(self, examples: Sequence[Any], batch_size: int = 256) -> dict[str, Any]:
+        """Metrics on labelled examples of the task's own type."""
+        return self.task.evaluate(examples, batch_size)
+
+    @abstractmethod
+    def evaluate_file(self, path: str | Path, batch_size: int = 256, **options: Any) -> dict[str, Any]:
+        """Metrics on a labelled file in the task's format (``seqtag evaluate``)."""
+
+    @abstractmethod
+    def predict_file(self, path: str | Path, out: TextIO, batch_size: int = 256, **options: Any) -> int:
+        """Predict a file in the task's format and write the results to ``out`` (``seqtag predict``);
+        returns how many examples were written."""
+
+    def report(self, path: str | Path, metrics: dict[str, Any]) -> str:
+        """:meth:`evaluate_file`'s metrics as ``seqtag evaluate`` prints them."""
+        return f"{path}: {headline(metrics)}"
+
+    def use_onnx(self, path: str | Path | None, threads: int | None = None) -> None:
+        """Compute the network with ONNX Runtime from ``path`` (tasks that support it override this)."""
+        raise SeqtagError(f"the onnx runtime is for tagging models, this one is a {self.task.name} model")
+
+    def export_onnx(self, path: str | Path) -> Path:
+        """Write the network as an ONNX graph (tasks that support it override this)."""
+        raise SeqtagError("ONNX export is for tagging models")
+
+    @staticmethod
+    def summary(content: dict[str, Any]) -> list[str]:
+        """Task-specific lines ``seqtag info`` prints for a model file's parsed ``content``."""
+        return []
+
+    def reject(self, options: dict[str, Any]) -> None:
+        """SeqtagError when ``options`` holds a file option this task does not know."""
+        if options:
+            names = ", ".join("--" + name.replace("_", "-") for name in options)
+            raise SeqtagError(f"{names}: not an option for {self.task.name} models")

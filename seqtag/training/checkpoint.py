@@ -21,8 +21,8 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from seqtag.archive import atomic_write_bytes
 from seqtag.errors import ArchiveError
+from seqtag.io import atomic_write_bytes
 
 CHECKPOINT_NAME = "checkpoint.zip"
 CHECKPOINT_FORMAT = "seqtag-checkpoint"

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from seqtag.recipe import TrainingConfig
+from seqtag.config import TrainingConfig
 
 
 def make_optimizer(

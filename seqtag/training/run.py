@@ -7,11 +7,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
+from seqtag.config import Recipe
 from seqtag.errors import RecipeError
-from seqtag.recipe import Recipe, load_recipe
-from seqtag.tasks import TASKS
+from seqtag.io import atomic_write_text
+from seqtag.registry import load_recipe, recipe_from_dict, task_entry
 from seqtag.tasks.base import Task
 from seqtag.training.checkpoint import CHECKPOINT_NAME
 from seqtag.training.trainer import Trainer, TrainResult, seed_everything
@@ -51,7 +53,11 @@ def _check_same_recipe(recipe: Recipe, run_dir: Path) -> None:
     progress_files = (run_dir / CHECKPOINT_NAME, run_dir / SELECTION / CHECKPOINT_NAME, run_dir / SELECTION / "selection.json")
     if not any(path.exists() for path in progress_files):
         raise RecipeError(f"{run_dir}: no checkpoint.zip to resume from (is this a seqtag run folder?)")
-    stored = _flatten(yaml.safe_load(stored_path.read_text(encoding="utf-8")) or {}) if stored_path.exists() else {}
+    stored: dict[str, object] = {}
+    if stored_path.exists():
+        # validated again, so that keys added since with their defaults do not count as changes
+        data = yaml.safe_load(stored_path.read_text(encoding="utf-8")) or {}
+        stored = _flatten(recipe_from_dict(data, str(stored_path)).model_dump(mode="json"))
     current = _flatten(recipe.model_dump(mode="json"))
     differ = sorted(k for k in stored.keys() | current.keys()
                     if k not in RESUMABLE_CHANGES and stored.get(k) != current.get(k))
@@ -72,13 +78,11 @@ def run(recipe: Recipe, output: str | Path | None = None, resume: str | Path | N
     else:
         run_dir = Path(output) if output is not None else Path("runs") / (recipe.name or recipe.task)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "recipe.yaml").write_text(yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
+    atomic_write_text(run_dir / "recipe.yaml", yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False))
     seed_everything(recipe.seed)  # model initialisation depends on it
     if recipe.training.threads:
-        import torch
-
         torch.set_num_threads(recipe.training.threads)
-    task, splits = TASKS[recipe.task].from_recipe(recipe)
+    task, splits = task_entry(recipe.task).task.from_recipe(recipe)
     if recipe.training.refit and "dev" in splits:
         selection = _selection_run(recipe, task, splits, run_dir, resume is not None)
         del task  # free the selection model before the refit builds its own
@@ -107,7 +111,7 @@ def _selection_run(recipe: Recipe, task: Task, splits: dict[str, list[Any]], run
     selection = Trainer(task, recipe.training, selection_dir, recipe.seed).fit(splits, resume=resume_selection)
     summary = {"best_epoch": selection.best_epoch, "dev": selection.best_dev, "test": selection.test,
                "history": selection.history, "seconds": selection.seconds}
-    summary_path.write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    atomic_write_text(summary_path, json.dumps(summary, indent=2))
     (selection_dir / CHECKPOINT_NAME).unlink(missing_ok=True)
     log.info("dev chose epoch %d (%.0f s)", selection.best_epoch, selection.seconds)
     return selection
@@ -120,7 +124,7 @@ def _refit(recipe: Recipe, splits: dict[str, list[Any]], selection: TrainResult,
     log.info("refit: a fresh model on train + dev (%d + %d examples) for %d epochs", len(splits["train"]),
              len(splits["dev"]), selection.best_epoch)
     seed_everything(recipe.seed)  # the same initialisation as a fresh run
-    refit_task = TASKS[recipe.task].from_splits(recipe, merged)
+    refit_task = task_entry(recipe.task).task.from_splits(recipe, merged)
     config = recipe.training.model_copy(update={"max_epochs": selection.best_epoch})
     resume_refit = resume and (run_dir / CHECKPOINT_NAME).exists()
     notes = {"refit": {"epochs": selection.best_epoch, "dev": selection.best_dev, "early_stopped_test": selection.test}}

@@ -17,9 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from seqtag.archive import save_model
+from seqtag.config import TrainingConfig
 from seqtag.errors import SeqtagError
-from seqtag.recipe import TrainingConfig
 from seqtag.tasks.base import Task
 from seqtag.training.checkpoint import (
     CHECKPOINT_NAME,
@@ -393,7 +392,7 @@ class Trainer:
         result = TrainResult(progress.best_epoch, progress.best_dev, final_test, progress.history, seconds=seconds)
         metrics = {"best_epoch": progress.best_epoch, "dev": progress.best_dev, "test": final_test,
                    "epochs": len(progress.history), "seconds": seconds, "history": progress.history, **notes}
-        result.model_path = save_model(task, self.run_dir / "model.seqtag", metrics)
+        result.model_path = task.save(self.run_dir / "model.seqtag", metrics)
         return result
 
     def _kept(self, best_state: dict[str, torch.Tensor] | None) -> str:
@@ -403,7 +402,7 @@ class Trainer:
         text = f"The last good checkpoint is kept in {self.checkpoint_path}"
         if best_state is not None:
             self._load_weights(best_state)
-            save_model(self.task, self.run_dir / "model.seqtag", {"note": "saved after the training loss diverged"})
+            self.task.save(self.run_dir / "model.seqtag", {"note": "saved after the training loss diverged"})
             text += f"; the best model so far is saved as {self.run_dir / 'model.seqtag'}"
         return text
 

@@ -9,8 +9,8 @@ datasets = pytest.importorskip("datasets")
 
 import seqtag  # noqa: E402
 from seqtag.errors import DataError  # noqa: E402
-from seqtag.recipe import recipe_from_dict  # noqa: E402
-from seqtag.tasks.tagging import TaggingTask  # noqa: E402
+from seqtag.registry import recipe_from_dict  # noqa: E402
+from seqtag.tasks.tagging.task import TaggingTask  # noqa: E402
 from seqtag.training.run import run  # noqa: E402
 from tests.conftest import TINY_RECIPE, make_sentence  # noqa: E402
 

@@ -8,11 +8,11 @@ import pytest
 import torch
 
 import seqtag
-from seqtag.archive import read_archive, save_model
 from seqtag.errors import ArchiveError, DataError
-from seqtag.models.tagger import init_forget_bias
-from seqtag.recipe import recipe_from_dict
-from seqtag.tasks.tagging import TaggingTask
+from seqtag.io import read_archive
+from seqtag.modules.recurrent import init_forget_bias
+from seqtag.registry import recipe_from_dict
+from seqtag.tasks.tagging.task import TaggingTask
 from seqtag.training.run import run
 
 
@@ -141,7 +141,7 @@ def test_bad_model_files_are_refused(tmp_path, tiny_recipe):
 
 def test_model_file_holds_json_and_safetensors_only(tmp_path, tiny_recipe):
     task, _ = build(tiny_recipe)
-    path = save_model(task, tmp_path / "m.seqtag", {"note": 1})
+    path = task.save(tmp_path / "m.seqtag", {"note": 1})
     with zipfile.ZipFile(path) as archive:
         assert sorted(archive.namelist()) == ["meta.json", "metrics.json", "recipe.json", "vocab.json", "weights.safetensors"]
         meta = json.loads(archive.read("meta.json"))

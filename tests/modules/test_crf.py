@@ -7,7 +7,8 @@ import torch
 from torchcrf import CRF as OracleCRF
 
 from seqtag.data.schemes import allowed_transitions
-from seqtag.modules.crf import CRF, PytorchCRF
+from seqtag.modules.crf import CRF
+from seqtag.modules.crf_pytorch import PytorchCRF
 
 
 def random_inputs(seed: int, batch: int = 5, steps: int = 4, tags: int = 4):

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from seqtag.data.schemes import allowed_transitions
-from seqtag.modules.crf import CRF, PytorchCRF, crf_marginals, crf_nbest
+from seqtag.modules.crf import CRF, crf_marginals, crf_nbest
+from seqtag.modules.crf_pytorch import PytorchCRF
 
 IOBES_LABELS = ["O", "B-PER", "I-PER", "E-PER", "S-PER"]
 

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from seqtag.modules.lstm import bilstm, reverse_index
+from seqtag.modules.recurrent import bilstm, reverse_index
 
 
 def test_reverse_index_reverses_within_length():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from seqtag.recipe import TrainingConfig
+from seqtag.config import TrainingConfig
 from seqtag.training.optim import make_optimizer
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from seqtag.archive import read_archive
 from seqtag.cli import main
-from seqtag.recipe import recipe_from_dict
+from seqtag.io import read_archive
+from seqtag.registry import recipe_from_dict
 from seqtag.training.run import run
 from tests.conftest import TINY_RECIPE, interrupt_in_epoch, write_corpus
 

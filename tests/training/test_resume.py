@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from seqtag.archive import read_archive
+from seqtag.config import apply_overrides
 from seqtag.errors import RecipeError
-from seqtag.recipe import apply_overrides, recipe_from_dict
+from seqtag.io import read_archive
+from seqtag.registry import recipe_from_dict
 from seqtag.training.checkpoint import load_checkpoint
 from seqtag.training.run import run
 from seqtag.training.trainer import TrainingDiverged
@@ -136,7 +137,7 @@ def test_resume_refuses_a_changed_recipe_and_a_missing_checkpoint(tmp_path, tiny
 
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path, tiny_recipe, monkeypatch):
-    from seqtag.tasks.tagging import TaggingTask
+    from seqtag.tasks.tagging.task import TaggingTask
     from seqtag.training.trainer import Trainer
 
     recipe = _recipe(tiny_recipe, ["training.max_epochs=3", "training.checkpoint_every_minutes=null"])

@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from seqtag.archive import load_task
 from seqtag.errors import SeqtagError
-from seqtag.recipe import recipe_from_dict
-from seqtag.tasks.tagging import TaggingTask
+from seqtag.registry import load_task, recipe_from_dict
+from seqtag.tasks.tagging.task import TaggingTask
 from seqtag.training.run import run
 from tests.conftest import TINY_RECIPE, write_corpus
 

@@ -1,4 +1,4 @@
-"""Ready-to-use predictors returned by :func:`seqtag.load`."""
+"""The predictor of tagging models (what :func:`seqtag.load` returns for them) and its result types."""
 
 from __future__ import annotations
 
@@ -6,15 +6,16 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
-from seqtag.archive import load_task
-from seqtag.data.conll import Sentence
+from seqtag.data.conll import Sentence, looks_like_conll, read_conll, read_token_lines
 from seqtag.data.schemes import spans_from_tags
 from seqtag.data.text import Tokenizer
-from seqtag.errors import SeqtagError
-from seqtag.tasks.base import Task
-from seqtag.tasks.tagging import Prediction, TaggingTask
+from seqtag.evaluation import confusion_table, format_report
+from seqtag.io import atomic_write_text
+from seqtag.tasks.base import Predictor
+from seqtag.tasks.tagging.onnx import export_onnx
+from seqtag.tasks.tagging.task import Prediction, TaggingTask
 
 
 @dataclass
@@ -69,7 +70,7 @@ class TaggedSentence:
         return f"TaggedSentence({shown})"
 
 
-class SequenceTagger:
+class TaggingPredictor(Predictor):
     """Tags raw or tokenised text with a trained tagging model.
 
     >>> tagger = seqtag.load("model.seqtag")
@@ -77,9 +78,10 @@ class SequenceTagger:
     ['George Washington', 'Washington']
     """
 
+    task: TaggingTask
+
     def __init__(self, task: TaggingTask, metrics: dict[str, Any] | None = None) -> None:
-        self.task = task
-        self.metrics = metrics or {}
+        super().__init__(task, metrics)
         self.tokenizer = Tokenizer(task.tokenizer_config)
 
     @property
@@ -92,6 +94,10 @@ class SequenceTagger:
     def tag(self, text: str, n_best: int = 0) -> list[TaggedSentence]:
         """Split ``text`` into sentences and tokens and tag them; offsets index ``text``."""
         return next(self.pipe([text], n_best=n_best))
+
+    def predict(self, text: str, n_best: int = 0) -> list[TaggedSentence]:  # type: ignore[override]
+        """The same as :meth:`tag`."""
+        return self.tag(text, n_best)
 
     def tag_tokens(self, tokens: Sequence[str], n_best: int = 0) -> TaggedSentence:
         """Tag one pre-tokenised sentence (offsets assume the tokens joined by single spaces)."""
@@ -145,31 +151,81 @@ class SequenceTagger:
                 entities.append(Entity(text[start:end], span.label, start, end, confidence, span.start, span.end))
         return TaggedSentence(items, entities, [TagSequence(tags, p) for tags, p in prediction.n_best])
 
-    def evaluate(self, sentences: Sequence[Sentence], batch_size: int = 256) -> dict[str, Any]:
+    def evaluate(self, sentences: Sequence[Sentence], batch_size: int = 256) -> dict[str, Any]:  # type: ignore[override]
         """Metrics on labelled sentences (entity P/R/F1 or token accuracy)."""
         return self.task.evaluate(sentences, batch_size)
 
+    def evaluate_file(  # type: ignore[override]
+        self,
+        path: str | Path,
+        batch_size: int = 256,
+        word_column: int | None = None,
+        label_column: int | None = None,
+        confusion: str | Path | None = None,
+    ) -> dict[str, Any]:
+        """Metrics on a labelled CoNLL file, with ``sentences`` and ``tokens`` counts.
 
-def load(path: str | Path, runtime: str = "torch", onnx: str | Path | None = None) -> SequenceTagger | Any:
-    """Load a model file and return a ready predictor for its task.
+        The columns default to the recipe's; ``confusion`` names a file for a tag
+        confusion table (TSV: gold rows, predicted columns).
+        """
+        data = self.task.recipe.data
+        word_column = data.word_column if word_column is None else word_column
+        label_column = data.label_column if label_column is None else label_column
+        sentences = read_conll(path, word_column, label_column)
+        gold = [s.labels or [] for s in sentences]
+        predicted = self.task.predict(sentences, batch_size)
+        if confusion is not None:
+            atomic_write_text(confusion, confusion_table(gold, predicted))
+        return {**self.task.score(gold, predicted), "sentences": len(sentences), "tokens": sum(map(len, sentences))}
 
-    Args:
-        path: the model file (``model.seqtag``).
-        runtime: ``"torch"``, or ``"onnx"`` to compute a tagger's network with ONNX
-            Runtime from the file ``seqtag export`` writes (1.2-1.3x the tokens/s of
-            PyTorch on this project's CPU, same tags).
-        onnx: the ONNX file for ``runtime="onnx"`` (default: ``path`` with suffix ``.onnx``).
-    """
-    if runtime not in ("torch", "onnx"):
-        raise SeqtagError(f"unknown runtime {runtime!r}; choose torch or onnx")
-    task, metrics = load_task(path)
-    if runtime == "onnx":
-        if task.name != "tagging":
-            raise SeqtagError(f"{path}: the onnx runtime is for tagging models, this one is {task.name}")
-        task.use_onnx(Path(path).with_suffix(".onnx") if onnx is None else onnx)
-    return predictor_for(task, metrics)
+    def report(self, path: str | Path, metrics: dict[str, Any]) -> str:
+        counts = f"{path}: {metrics['sentences']} sentences, {metrics['tokens']} tokens"
+        return counts + "\n" + format_report({k: v for k, v in metrics.items() if k not in ("sentences", "tokens")})
+
+    def predict_file(  # type: ignore[override]
+        self, path: str | Path, out: TextIO, batch_size: int = 256, format: str = "auto", word_column: int | None = None
+    ) -> int:
+        """Tag a CoNLL file (``format: conll``: its columns plus the predicted tag) or a file of
+        one pre-tokenised sentence per line (``tokens``: ``token/TAG`` pairs); ``auto`` guesses.
+        Returns the number of sentences."""
+        if format == "auto":
+            format = "conll" if looks_like_conll(path) else "tokens"
+        if format == "conll":
+            column = self.task.recipe.data.word_column if word_column is None else word_column
+            sentences = read_conll(path, column, None)
+        else:
+            sentences = read_token_lines(path)
+        for sentence, tags in zip(sentences, self.task.predict(sentences, batch_size), strict=True):
+            if format == "tokens":
+                out.write(" ".join(f"{t}/{g}" for t, g in zip(sentence.tokens, tags, strict=True)) + "\n")
+            else:
+                for row, tag in zip(sentence.rows, tags, strict=True):
+                    out.write("\t".join([*row, tag]) + "\n")
+                out.write("\n")
+        return len(sentences)
+
+    def use_onnx(self, path: str | Path | None, threads: int | None = None) -> None:
+        """Compute the network's emissions with ONNX Runtime from ``path`` (``seqtag export``); None: PyTorch."""
+        self.task.use_onnx(path, threads)
+
+    def export_onnx(self, path: str | Path) -> Path:
+        """Write the network as an ONNX graph, checked against PyTorch (``seqtag export``)."""
+        return export_onnx(self.task, path)
+
+    @staticmethod
+    def summary(content: dict[str, Any]) -> list[str]:
+        recipe, vocab = content["recipe"], content["vocab"]
+        tags = vocab["tags"]["items"]
+        trained_words = vocab["num_trainable_words"] - 2  # less <pad> and <unk>
+        pretrained_only = len(vocab["words"]["items"]) - trained_words
+        model = recipe["model"]
+        return [
+            f"  tags ({vocab['corpus_scheme'].upper()} corpus, trained as {model['tag_scheme'].upper()}): {' '.join(tags)}",
+            f"  words: {trained_words:,} from training + {pretrained_only:,} pretrained-only; chars: {len(vocab['chars']['items'])}",
+            f"  model: char {model['char']['encoder']}, {model['encoder']['num_layers']}x Bi{model['encoder']['cell'].upper()} "
+            f"{model['encoder']['hidden_size']}, decoder {model['decoder']}",
+        ]
 
 
-def predictor_for(task: Task, metrics: dict[str, Any] | None = None) -> Any:
-    """The predictor that fits ``task`` (each task names its own)."""
-    return task.make_predictor(metrics)
+#: The earlier name of this class, kept for existing code.
+SequenceTagger = TaggingPredictor

@@ -1,4 +1,6 @@
-"""Transfer learning: start a new model from the weights of a trained one (``model.init_from``).
+"""Transfer learning: copy weights from a trained model into a new one (``model.init_from``).
+
+:meth:`seqtag.tasks.base.Task.warm_start` loads the trained model and calls these helpers.
 
 The two models may have been trained on different corpora, so their vocabularies
 differ: embedding rows are copied by symbol. Every other weight is copied when
@@ -11,38 +13,14 @@ import logging
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
 
 import torch
 from torch import nn
 
 from seqtag.data.vocab import Vocabulary
-from seqtag.errors import ArchiveError, RecipeError
 from seqtag.modules.embedders import WordEmbedder
 
-if TYPE_CHECKING:
-    from seqtag.tasks.base import Task
-
 log = logging.getLogger(__name__)
-
-T = TypeVar("T", bound="Task")
-
-
-def load_source(path: Path, task_class: type[T], word_dim: int) -> T:
-    """The trained task in ``path``; RecipeError when it is missing, of another task, or has
-    word vectors of another size."""
-    from seqtag.archive import load_task
-
-    try:
-        source, _ = load_task(path)
-    except ArchiveError as error:
-        raise RecipeError(f"model.init_from: {error}; train that model first, or set model.init_from=null") from None
-    if not isinstance(source, task_class):
-        raise RecipeError(f"model.init_from: {path} is a {source.name!r} model, not a {task_class.name!r} model")
-    source_dim = getattr(source, "word_dim", None)
-    if source_dim != word_dim:
-        raise RecipeError(f"model.init_from: {path}: its word vectors have {source_dim} dimensions, this recipe's {word_dim}")
-    return source
 
 
 @torch.no_grad()

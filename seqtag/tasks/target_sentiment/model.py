@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from seqtag.models.tagger import init_forget_bias
 from seqtag.modules.dropout import Dropout
 from seqtag.modules.embedders import WordEmbedder
+from seqtag.modules.recurrent import cell as recurrent_cell
 
 ARCHITECTURES = ("lstm", "td-lstm", "tc-lstm")
 UNK_INDEX = 1  # row of <unk> in the word vocabulary (0 is padding)
@@ -76,6 +76,11 @@ class TargetLSTM(nn.Module):
         word_dropout: probability of reading a word as ``<unk>`` during training.
         target_dropout: ``tc-lstm``: dropout on the target vector, one mask per example shared
             by every step of both LSTMs.
+        cell: the recurrent cell's name (seqtag.modules.recurrent), ``lstm`` by default.
+        label_smoothing: label smoothing of the training loss.
+
+    ``class_weights`` ``(C,)``, if set, weighs each example's loss by its class (not a weight
+    of the model: it is not saved).
     """
 
     def __init__(
@@ -92,6 +97,8 @@ class TargetLSTM(nn.Module):
         fine_tune: bool = True,
         word_dropout: float = 0.0,
         target_dropout: float = 0.0,
+        cell: str = "lstm",
+        label_smoothing: float = 0.0,
     ) -> None:
         super().__init__()
         if architecture not in ARCHITECTURES:
@@ -108,8 +115,11 @@ class TargetLSTM(nn.Module):
         self.dropout = Dropout(dropout)
         self.target_dropout = Dropout(target_dropout)
         self.output_dropout = Dropout(output_dropout)
-        self.left = nn.LSTM(input_size, hidden_size, batch_first=True)
-        self.right = nn.LSTM(input_size, hidden_size, batch_first=True) if architecture != "lstm" else None
+        self.label_smoothing = label_smoothing
+        self.class_weights: torch.Tensor | None = None
+        self.cell = recurrent_cell(cell)
+        self.left = self.cell.build(input_size, hidden_size)
+        self.right = self.cell.build(input_size, hidden_size) if architecture != "lstm" else None
         features = hidden_size if self.right is None else 2 * hidden_size
         self.output = nn.Linear(features, num_classes)
         for module in (self.left, self.right, self.output):
@@ -122,8 +132,8 @@ class TargetLSTM(nn.Module):
                             parameter.zero_()
                         else:
                             parameter.uniform_(-init_range, init_range)
-            elif isinstance(module, nn.LSTM):
-                init_forget_bias(module)
+            elif isinstance(module, nn.RNNBase):
+                self.cell.initialize(module)
 
     def target_vector(self, batch: TargetBatch) -> torch.Tensor:
         """Mean of the target words' vectors, ``(B, word_dim)``."""
@@ -133,7 +143,7 @@ class TargetLSTM(nn.Module):
         total = (vectors * mask.unsqueeze(2).to(vectors.dtype)).sum(1)  # (B, D)
         return total / lengths.clamp(min=1).unsqueeze(1).to(vectors.dtype)
 
-    def _read(self, lstm: nn.LSTM, words: torch.Tensor, lengths: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+    def _read(self, lstm: nn.RNNBase, words: torch.Tensor, lengths: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
         """Last state of ``lstm`` over ``words`` ``(B, T)`` -> ``(B, H)``."""
         if self.training and self.word_dropout > 0:
             drop = (torch.rand(words.shape, device=words.device) < self.word_dropout) & (words != 0)
@@ -141,12 +151,7 @@ class TargetLSTM(nn.Module):
         inputs = self.dropout(self.words(words))  # (B, T, D)
         if target is not None:
             inputs = torch.cat([inputs, target.unsqueeze(1).expand(-1, inputs.size(1), -1)], dim=2)  # (B, T, 2D)
-        # Padded, not packed, input: PyTorch then runs oneDNN's fused LSTM kernel (several
-        # times faster on a CPU). Padding follows each row's last word, so the state
-        # there is exactly the packed LSTM's last state.
-        outputs, _ = lstm(inputs)  # (B, T, H)
-        last = (lengths.to(outputs.device) - 1).clamp(min=0)
-        return outputs[torch.arange(outputs.size(0), device=outputs.device), last]  # (B, H)
+        return self.cell.final_states(lstm, inputs, lengths)  # (B, H)
 
     def forward(self, batch: TargetBatch) -> torch.Tensor:
         """Class scores (logits) ``(B, num_classes)``."""
@@ -157,15 +162,13 @@ class TargetLSTM(nn.Module):
             features = torch.cat([features, right], dim=1)  # (B, 2H)
         return self.output(self.output_dropout(features))  # (B, C)
 
-    def loss(
-        self, batch: TargetBatch, reduction: str = "sum", class_weights: torch.Tensor | None = None, label_smoothing: float = 0.0
-    ) -> torch.Tensor:
-        """Cross-entropy of the gold classes, each example weighted by its class's weight
-        (``class_weights`` ``(C,)``; ``mean`` then divides by the batch's total weight)."""
+    def loss(self, batch: TargetBatch, reduction: str = "sum") -> torch.Tensor:
+        """Cross-entropy of the gold classes (with ``label_smoothing``), each example weighted by its
+        class's weight in ``class_weights`` (``mean`` then divides by the batch's total weight)."""
         if batch.labels is None:
             raise ValueError("the batch has no labels")
         return nn.functional.cross_entropy(
-            self(batch), batch.labels, weight=class_weights, reduction=reduction, label_smoothing=label_smoothing
+            self(batch), batch.labels, weight=self.class_weights, reduction=reduction, label_smoothing=self.label_smoothing
         )
 
     @torch.inference_mode()

@@ -10,7 +10,8 @@ from typing import Any, TextIO, Union
 
 from seqtag.data.trees import Tree, iter_trees, parse_tree, read_trees
 from seqtag.errors import DataError
-from seqtag.tasks.tree_sentiment import TreeSentimentTask
+from seqtag.tasks.base import Predictor
+from seqtag.tasks.tree_sentiment.task import SST_LABELS, TreeSentimentTask
 
 TreeInput = Union[str, Tree, Mapping[str, Any]]
 
@@ -53,7 +54,7 @@ class TreePrediction:
         return f"TreePrediction({self.label!r} {self.probabilities[self.label]:.3f}: {self.tree.text()!r})"
 
 
-class TreeSentimentPredictor:
+class TreeSentimentPredictor(Predictor):
     """Sentiment of every node of a tree with a trained Tree-LSTM.
 
     >>> model = seqtag.load("runs/sst-treelstm/model.seqtag")
@@ -67,16 +68,14 @@ class TreeSentimentPredictor:
     dependency trees put a word on every node and need ``model.cell: childsum``).
     """
 
-    def __init__(self, task: TreeSentimentTask, metrics: dict[str, Any] | None = None) -> None:
-        self.task = task
-        self.metrics = metrics or {}
+    task: TreeSentimentTask
 
     @property
     def labels(self) -> list[str]:
         """The classes, in the order of the model's outputs."""
         return list(self.task.class_names)
 
-    def predict(self, tree: TreeInput) -> TreePrediction:
+    def predict(self, tree: TreeInput) -> TreePrediction:  # type: ignore[override]
         """Classify every node of one tree."""
         return self.predict_batch([tree])[0]
 
@@ -119,20 +118,25 @@ class TreeSentimentPredictor:
         root = nodes[tree.root]
         return TreePrediction(root.label, root.probabilities, nodes, tree)
 
-    def evaluate(self, trees: Sequence[Tree], batch_size: int = 256) -> dict[str, Any]:
+    def evaluate(self, trees: Sequence[Tree], batch_size: int = 256) -> dict[str, Any]:  # type: ignore[override]
         """Root and all-node accuracy (percent) on labelled trees."""
         return self.task.evaluate(trees, batch_size)
 
-    def evaluate_file(self, path: str | Path, batch_size: int = 256) -> dict[str, Any]:
+    def evaluate_file(self, path: str | Path, batch_size: int = 256, **options: Any) -> dict[str, Any]:
         """Root and all-node accuracy on a file of labelled bracketed trees (SST format)."""
-        return self.task.evaluate(read_trees(path, labels=("0", "1", "2", "3", "4")), batch_size)
+        self.reject(options)
+        return self.task.evaluate(read_trees(path, labels=SST_LABELS), batch_size)
 
-    def predict_file(self, path: str | Path, out: TextIO, batch_size: int = 256) -> None:
+    def predict_file(self, path: str | Path, out: TextIO, batch_size: int = 256, **options: Any) -> int:
         """Write one line per input tree: root class, its probability, and the tree with
-        every node's predicted class index as its label (tab-separated)."""
+        every node's predicted class index as its label (tab-separated). Returns the number of trees."""
+        self.reject(options)
         chunk: list[Tree] = []
+        written = 0
 
         def flush() -> None:
+            nonlocal written
+            written += len(chunk)
             for prediction in self.predict_batch(chunk, batch_size):
                 out.write(f"{prediction.label}\t{prediction.probabilities[prediction.label]:.4f}\t{prediction.to_brackets()}\n")
             chunk.clear()
@@ -142,6 +146,7 @@ class TreeSentimentPredictor:
             if len(chunk) >= 8 * batch_size:
                 flush()
         flush()
+        return written
 
     def __repr__(self) -> str:
         recipe = self.task.recipe

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from seqtag.data.tree_batching import IGNORE, TreeBatch
 from seqtag.modules.embedders import WordEmbedder
-from seqtag.modules.tree_lstm import CELLS, TreeBatch
+from seqtag.modules.tree_lstm import CELLS
 
 
 class TreeSentimentModel(nn.Module):
@@ -48,3 +49,9 @@ class TreeSentimentModel(nn.Module):
         x = self.input_dropout(self.words(batch.word_ids.unsqueeze(0)).squeeze(0))  # (W, word_dim)
         h, _ = self.tree(batch, x)  # (N + 1, memory)
         return self.output(self.dropout(h[1:]))  # (N, C)
+
+    def loss(self, batch: TreeBatch, reduction: str = "sum") -> torch.Tensor:
+        """Cross-entropy summed over all labelled nodes; ``mean`` divides by the number of trees."""
+        scores = self(batch)  # (N, C)
+        loss = nn.functional.cross_entropy(scores, batch.labels, ignore_index=IGNORE, reduction="sum")
+        return loss / batch.num_trees if reduction == "mean" else loss

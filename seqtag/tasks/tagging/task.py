@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from seqtag import transfer
+from seqtag.data.batching import length_batches, pad
 from seqtag.data.conll import ReadStats, Sentence, read_conll
 from seqtag.data.schemes import (
     allowed_transitions,
@@ -24,14 +23,16 @@ from seqtag.data.schemes import (
 )
 from seqtag.data.sources import read_dataset_splits, uses_datasets
 from seqtag.data.text import TokenizerConfig
-from seqtag.data.vocab import Vocabulary
-from seqtag.embeddings import PretrainedVectors, recipe_vectors, spelling_variants, word_vocabulary
+from seqtag.data.vocab import Vocabulary, WordIndex
+from seqtag.embeddings import PretrainedVectors
 from seqtag.errors import DataError
 from seqtag.evaluation import span_metrics, token_accuracy
-from seqtag.models.tagger import Tagger, TaggingBatch
 from seqtag.modules.embedders import casing
-from seqtag.recipe import TaggingRecipe
-from seqtag.tasks.base import Task, register_task
+from seqtag.tasks import transfer
+from seqtag.tasks.base import Task
+from seqtag.tasks.tagging.model import Tagger, TaggingBatch
+from seqtag.tasks.tagging.onnx import OnnxEmissions
+from seqtag.tasks.tagging.recipe import TaggingRecipe
 
 log = logging.getLogger(__name__)
 
@@ -64,40 +65,13 @@ class Encoded:
         return len(self.tokens)
 
 
-class WordIndex:
-    """Maps tokens to word-table rows: training vocabulary first, then pretrained-only words.
-
-    Lookup tries the token's key (lower-cased if the recipe says so), then its
-    :func:`~seqtag.embeddings.spelling_variants` (lower case, digits as zeros, PTB
-    bracket escapes undone, emoticons without nose), before ``<unk>``.
-    """
-
-    def __init__(self, vocab: Vocabulary, num_trainable: int, lowercase: bool) -> None:
-        self.vocab = vocab
-        self.num_trainable = num_trainable
-        self.lowercase = lowercase
-
-    def key(self, token: str) -> str:
-        return token.lower() if self.lowercase else token
-
-    def index(self, token: str) -> int:
-        stoi = self.vocab.stoi
-        key = self.key(token)
-        found = stoi.get(key)
-        if found is None:
-            for variant in spelling_variants(key):
-                found = stoi.get(variant)
-                if found is not None:
-                    return found
-            return self.vocab.unk_index
-        return found
-
-
-@register_task
 class TaggingTask(Task):
     """BiLSTM-CNN-CRF tagging; spans are evaluated with seqeval, POS-style tags by accuracy."""
 
     name = "tagging"
+    recipe_class = TaggingRecipe
+    example_noun = "sentences"
+    transfer_core = "encoder"
 
     def __init__(
         self,
@@ -124,7 +98,7 @@ class TaggingTask(Task):
             model = Tagger(
                 recipe.model,
                 num_trainable_words=words.num_trainable,
-                num_frozen_words=len(words.vocab) - words.num_trainable,
+                num_frozen_words=words.num_frozen,
                 word_dim=word_dim,
                 num_chars=len(chars),
                 num_tags=len(tags),
@@ -147,32 +121,17 @@ class TaggingTask(Task):
     # ----------------------------------------------------------------- building
 
     @classmethod
-    def read_split(cls, recipe: TaggingRecipe, split: str) -> list[Sentence] | None:
-        """Read the ``train``/``dev``/``test`` file(s) named in the recipe (None when unset)."""
-        data = recipe.data
-        paths = recipe.split_files(split)
-        if not paths:
-            return None
-        sentences: list[Sentence] = []
-        for path in paths:
-            stats = ReadStats()
-            read = read_conll(path, data.word_column, data.label_column, stats)
-            if not read:
-                raise DataError("no sentences in this file", path)
-            log.info("read %s: %d sentences, %d tokens (%d -DOCSTART- lines skipped)", path, stats.sentences, stats.tokens, stats.docstart_lines)
-            sentences.extend(read)
+    def read_file(cls, recipe: TaggingRecipe, path: Path) -> list[Sentence]:
+        """The sentences of one CoNLL file of the corpus."""
+        stats = ReadStats()
+        sentences = read_conll(path, recipe.data.word_column, recipe.data.label_column, stats)
+        log.info("read %s: %d sentences, %d tokens (%d -DOCSTART- lines skipped)", path, stats.sentences, stats.tokens,
+                 stats.docstart_lines)
         return sentences
 
     @classmethod
     def from_recipe(cls, recipe: TaggingRecipe) -> tuple["TaggingTask", dict[str, list[Sentence]]]:  # type: ignore[override]
-        if uses_datasets(recipe.data):
-            splits = read_dataset_splits(recipe, recipe.data)
-        else:
-            splits = {}
-            for split in ("train", "dev", "test"):
-                sentences = cls.read_split(recipe, split)
-                if sentences is not None:
-                    splits[split] = sentences
+        splits = read_dataset_splits(recipe, recipe.data) if uses_datasets(recipe.data) else cls.read_splits(recipe)
         scheme = cls.tag_scheme(recipe, splits["train"])
         if recipe.data.scheme == "auto":
             log.info("detected tag scheme: %s", scheme.upper())
@@ -189,84 +148,51 @@ class TaggingTask(Task):
         return detect_scheme(s.labels or [] for s in train)
 
     @classmethod
-    def from_splits(cls, recipe: TaggingRecipe, splits: dict[str, list[Sentence]]) -> "TaggingTask":  # type: ignore[override]
-        vectors = recipe_vectors(recipe.embeddings)
-        task = cls.build(recipe, splits["train"], cls.tag_scheme(recipe, splits["train"]), vectors)
-        if recipe.model.init_from:
-            path = recipe.resolve_path(recipe.model.init_from)
-            assert path is not None
-            task.warm_start(path)
-        return task
+    def build(cls, recipe: TaggingRecipe, train: Sequence[Sentence], vectors: PretrainedVectors | None) -> "TaggingTask":
+        """Vocabularies from the training sentences only, a fresh model, pretrained rows copied in.
 
-    @classmethod
-    def build(
-        cls, recipe: TaggingRecipe, train: Sequence[Sentence], scheme: str, vectors: PretrainedVectors | None
-    ) -> "TaggingTask":
-        """Vocabularies from the training sentences only, a fresh model, pretrained rows copied in."""
-        emb = recipe.embeddings
-        lowercase = emb.lowercase
-        vocab, num_trainable, counts, word_dim = word_vocabulary((tok for s in train for tok in s.tokens), emb, vectors)
+        Singleton training words without a pretrained vector are the ones ``model.word_dropout`` may drop.
+        """
+        scheme = cls.tag_scheme(recipe, train)
+        words, counts, word_dim = cls.word_index(recipe, (tok for s in train for tok in s.tokens), vectors)
         chars = Vocabulary.from_counts(Counter(c for s in train for tok in s.tokens for c in tok))
         train_scheme = "none" if scheme == "none" else recipe.model.tag_scheme
         tag_counts = Counter(t for s in train for t in convert_tags(s.labels or [], scheme, train_scheme))
         tags = Vocabulary(sorted(tag_counts), pad=False, unk=False)
         features = [Vocabulary.from_counts(Counter(value for s in train for value in cls._column(s, column)))
                     for column in recipe.data.feature_columns]
-        task = cls(recipe, WordIndex(vocab, num_trainable, lowercase), chars, tags, scheme, word_dim, features=features)
-        embedder = task.model.words
+        task = cls(recipe, words, chars, tags, scheme, word_dim, features=features)
+        missing = cls.copy_pretrained(task.model.words, words, vectors)
         with torch.no_grad():
-            found = 0
-            if vectors is not None:
-                for index in range(2, num_trainable):
-                    row = vectors.find(vocab.itos[index])
-                    if row is not None:
-                        embedder.embedding.weight[index] = torch.from_numpy(vectors.vectors[row])
-                        found += 1
-                        continue
-                    if counts[vocab.itos[index]] == 1:
-                        task.model.replaceable[index] = True
-                if embedder.frozen.size(0):
-                    rows = [vectors.index[w] for w in vocab.itos[num_trainable:]]
-                    embedder.frozen.copy_(torch.from_numpy(vectors.vectors[rows]))
-            else:
-                for index in range(2, num_trainable):
-                    task.model.replaceable[index] = counts[vocab.itos[index]] == 1
-            embedder.embedding.weight[0].zero_()
+            for index in missing:
+                task.model.replaceable[index] = counts[words.vocab.itos[index]] == 1
+            task.model.words.embedding.weight[0].zero_()
         log.info(
             "vocabulary: %d training words (%d with pretrained vectors), %d pretrained-only words, %d chars, %d tags (%s)",
-            num_trainable - 2, found, len(vocab) - num_trainable, len(chars), len(tags), train_scheme.upper(),
+            words.num_trainable - 2, words.num_trainable - 2 - len(missing), words.num_frozen, len(chars), len(tags),
+            train_scheme.upper(),
         )
         return task
 
-    def warm_start(self, path: Path) -> None:
-        """Start from the weights of the trained tagger in ``path`` (``model.init_from``).
+    def copy_vocabulary_rows(self, source: "TaggingTask") -> dict[str, int]:
+        """Character rows by symbol, when both models have the same kind of character encoder."""
+        if self.model.chars is None or type(self.model.chars) is not type(source.model.chars):
+            return {}
+        return {"character vectors": transfer.copy_rows(
+            self.model.chars.embedding.weight, self.chars, source.model.chars.embedding.weight, source.chars)}  # type: ignore[union-attr]
 
-        Word rows (trainable and pretrained-only) and character rows are copied by
-        symbol, so the two corpora may have different vocabularies. Every other
-        weight is copied when its name and shape agree; the output layer and CRF
-        only when both models have the same tags in the same training scheme.
-        Weights that could not be copied keep their fresh initialisation.
-        """
-        source = transfer.load_source(path, TaggingTask, self.word_dim)
-        counts = {"word vectors": transfer.copy_word_rows(self.model.words, self.words.vocab, source.model.words,
-                                                          source.words.vocab)}
-        if self.model.chars is not None and type(self.model.chars) is type(source.model.chars):
-            counts["character vectors"] = transfer.copy_rows(
-                self.model.chars.embedding.weight, self.chars, source.model.chars.embedding.weight, source.chars)  # type: ignore[union-attr]
-        skip = ["words.", "replaceable", "chars.embedding."]
+    def transfer_skip(self, source: "TaggingTask") -> list[str]:
+        """The word-dropout flags, the character table (copied by symbol), and the output layer and
+        CRF unless both models have the same tags in the same training scheme."""
+        skip = ["replaceable", "chars.embedding."]
         if source.tags.itos != self.tags.itos or source.train_scheme != self.train_scheme:
             skip += ["emissions.", "crf."]
-        copied = transfer.copy_matching(self.model, source.model, skip)
-        transfer.report(path, counts, copied, needed="encoder")
+        return skip
 
     # ------------------------------------------------------------- persistence
 
-    def vocab_state(self) -> dict[str, Any]:
+    def extra_state(self) -> dict[str, Any]:
         return {
-            "words": self.words.vocab.to_json(),
-            "num_trainable_words": self.words.num_trainable,
-            "lowercase": self.words.lowercase,
-            "word_dim": self.word_dim,
             "chars": self.chars.to_json(),
             "tags": self.tags.to_json(),
             "corpus_scheme": self.corpus_scheme,
@@ -275,11 +201,10 @@ class TaggingTask(Task):
         }
 
     @classmethod
-    def from_state(cls, recipe: TaggingRecipe, vocab: dict[str, Any], tensors: dict[str, torch.Tensor]) -> "TaggingTask":  # type: ignore[override]
-        words = WordIndex(Vocabulary.from_json(vocab["words"]), int(vocab["num_trainable_words"]), bool(vocab["lowercase"]))
-        task = cls(
+    def from_vocab(cls, recipe: TaggingRecipe, vocab: dict[str, Any]) -> "TaggingTask":
+        return cls(
             recipe,
-            words,
+            WordIndex.from_json(vocab),
             Vocabulary.from_json(vocab["chars"]),
             Vocabulary.from_json(vocab["tags"]),
             vocab["corpus_scheme"],
@@ -287,13 +212,10 @@ class TaggingTask(Task):
             tokenizer_config=TokenizerConfig.from_json(vocab["tokenizer"]) if "tokenizer" in vocab else None,
             features=[Vocabulary.from_json(v) for v in vocab.get("features", [])],
         )
-        task.model.load_state_dict(tensors, strict=True)
-        task.model.eval()
-        return task
 
     # ---------------------------------------------------------------- batching
 
-    def encode(self, sentence: Sentence, with_tags: bool = True) -> Encoded:
+    def encode(self, sentence: Sentence, with_tags: bool = True) -> Encoded:  # type: ignore[override]
         """Indices of a sentence; gold tags in the training scheme when it has labels."""
         tags = None
         if with_tags and sentence.labels is not None:
@@ -337,23 +259,17 @@ class TaggingTask(Task):
         form_ids: dict[str, int] = {}
         forms = [[form_ids.setdefault(tok, len(form_ids)) for tok in item.tokens] for item in items]
 
-        def padded(rows: Sequence[Sequence[int]], width: int) -> torch.Tensor:
-            sizes = torch.tensor([len(row) for row in rows])
-            out = torch.zeros(len(rows), width, dtype=torch.long)
-            out[torch.arange(width).unsqueeze(0) < sizes.unsqueeze(1)] = torch.tensor(list(chain.from_iterable(rows)), dtype=torch.long)
-            return out
-
         char_rows = [self._chars(form) for form in form_ids]
         has_tags = all(item.tags is not None for item in items)
         length_tensor = torch.tensor(lengths, dtype=torch.long)
         return TaggingBatch(
-            words=padded([item.words for item in items], steps),
-            chars=padded(char_rows, max(map(len, char_rows))),
-            forms=padded(forms, steps),
-            casing=padded([item.casing for item in items], steps),
+            words=pad([item.words for item in items], steps),
+            chars=pad(char_rows, max(map(len, char_rows))),
+            forms=pad(forms, steps),
+            casing=pad([item.casing for item in items], steps),
             mask=torch.arange(steps).unsqueeze(0) < length_tensor.unsqueeze(1),
             lengths=length_tensor,
-            tags=padded([item.tags for item in items], steps) if has_tags else None,  # type: ignore[misc]
+            tags=pad([item.tags for item in items], steps) if has_tags else None,  # type: ignore[misc]
             features=self._padded_features(items, steps) if self.features else None,
         )
 
@@ -365,34 +281,9 @@ class TaggingTask(Task):
                 out[row, : len(item)] = torch.tensor(item.features, dtype=torch.long)
         return out
 
-    def batches(
-        self,
-        examples: Sequence[Sentence],
-        batch_size: int,
-        shuffle: bool = False,
-        generator: torch.Generator | None = None,
-    ) -> Iterator[TaggingBatch]:
-        """Length-bucketed batches; training batches skip sentences whose tags were unseen in training."""
-        encoded = self._encoded(examples)
-        if shuffle:
-            usable = [i for i, e in enumerate(encoded) if e.tags is not None]
-            for order in length_batches([len(encoded[i]) for i in usable], batch_size, generator):
-                yield self.collate([encoded[usable[i]] for i in order])
-        else:
-            for order in length_batches([len(e) for e in encoded], batch_size):
-                yield self.collate([encoded[i] for i in order])
-
-    def _encoded(self, examples: Sequence[Sentence]) -> list[Encoded]:
-        # Training encodes the same split every epoch: cache on the list object's identity.
-        cache = getattr(self, "_encode_cache", None)
-        if cache is not None and cache[0] is examples:
-            return cache[1]
-        encoded = [self.encode(s) for s in examples]
-        self._encode_cache = (examples, encoded)
-        return encoded
-
-    def loss(self, batch: TaggingBatch, reduction: str = "sum") -> torch.Tensor:
-        return self.model.loss(batch, reduction)
+    def trainable(self, encoded: Encoded) -> bool:
+        """Sentences with a tag never seen in training (dev/test only) are not trained on."""
+        return encoded.tags is not None
 
     # -------------------------------------------------------------- prediction
 
@@ -434,8 +325,6 @@ class TaggingTask(Task):
         weights (checked when opened): export again after changing them.
         ``path=None`` goes back to PyTorch.
         """
-        from seqtag.export import OnnxEmissions
-
         self.runtime = None if path is None else OnnxEmissions(path, self.model, threads)
 
     def _emissions(self, batch: TaggingBatch) -> torch.Tensor | None:
@@ -507,29 +396,7 @@ class TaggingTask(Task):
             return span_metrics(gold, predicted, self.corpus_scheme)
         return {"accuracy": token_accuracy(gold, predicted)}
 
-    def make_predictor(self, metrics: dict[str, Any] | None = None) -> Any:
-        from seqtag.predictor import SequenceTagger
-
-        return SequenceTagger(self, metrics)
-
     def describe(self, splits: dict[str, list[Any]]) -> str:
         text = super().describe(splits)
         return f"{text}; tags {self.corpus_scheme.upper()} -> {self.train_scheme.upper()}"
 
-
-def length_batches(lengths: Sequence[int], batch_size: int, generator: torch.Generator | None = None) -> list[list[int]]:
-    """Group indices into batches of similar length.
-
-    Without ``generator``: sorted by length (for prediction). With it: sorted
-    by length plus random jitter, cut into batches, and the batches shuffled,
-    so epochs differ but each batch pads little.
-    """
-    if generator is None:
-        order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    else:
-        noise = torch.rand(len(lengths), generator=generator).tolist()
-        order = sorted(range(len(lengths)), key=lambda i: lengths[i] + 4.0 * noise[i])
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    if generator is not None:
-        batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
-    return batches

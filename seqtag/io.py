@@ -1,4 +1,7 @@
-"""Model files: one zip holding JSON and safetensors, never pickle.
+"""Writing files safely, and model files: one zip holding JSON and safetensors, never pickle.
+
+This module knows no task: it stores and returns a task's name, recipe, vocabularies and
+weights as given (seqtag.registry turns them back into a task).
 
 Layout of ``model.seqtag``::
 
@@ -24,12 +27,11 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from seqtag.errors import ArchiveError, SeqtagError
-from seqtag.recipe import recipe_from_dict
-from seqtag.tasks.base import TASKS, Task
+from seqtag.errors import ArchiveError
 from seqtag.version import __version__
 
 FORMAT = "seqtag-model"
@@ -58,9 +60,22 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         raise
 
 
-def save_model(task: Task, path: str | Path, metrics: dict[str, Any] | None = None) -> Path:
-    """Write ``task`` (recipe, vocabularies, weights) and ``metrics`` to one model file."""
-    state = {name: tensor.detach().cpu().contiguous() for name, tensor in task.model.state_dict().items()}
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically, as :func:`atomic_write_bytes`."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_model_file(
+    path: str | Path,
+    task: str,
+    recipe: dict[str, Any],
+    vocab: dict[str, Any],
+    tensors: dict[str, torch.Tensor],
+    metrics: dict[str, Any] | None = None,
+) -> Path:
+    """Write one model file: the task's name, its resolved recipe and vocabularies (JSON), its
+    weights (safetensors; big frozen tables in half precision) and ``metrics``."""
+    state = {name: tensor.detach().cpu().contiguous() for name, tensor in tensors.items()}
     halved = [name for name in state if name.endswith(HALF_PRECISION_SUFFIXES) and state[name].is_floating_point()]
     for name in halved:
         state[name] = state[name].half()
@@ -69,15 +84,14 @@ def save_model(task: Task, path: str | Path, metrics: dict[str, Any] | None = No
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "seqtag_version": __version__,
-        "task": task.name,
+        "task": task,
         "weights_sha256": hashlib.sha256(weights).hexdigest(),
         "half_precision": halved,
     }
-    recipe = task.recipe.model_dump(mode="json")
     files = {
         "meta.json": json.dumps(meta, indent=2),
         "recipe.json": json.dumps(recipe, indent=2),
-        "vocab.json": json.dumps(task.vocab_state(), ensure_ascii=False),
+        "vocab.json": json.dumps(vocab, ensure_ascii=False),
         "metrics.json": json.dumps(metrics or {}, indent=2),
     }
     buffer = io.BytesIO()
@@ -137,22 +151,3 @@ def _json(archive: zipfile.ZipFile, name: str, path: Path) -> Any:
         return json.loads(archive.read(name).decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as error:
         raise ArchiveError(f"{path}: {name} is corrupted ({error})") from None
-
-
-def load_task(path: str | Path) -> tuple[Task, dict[str, Any]]:
-    """Rebuild the trained task stored in a model file; returns it and the file's metrics."""
-    import seqtag.tasks  # noqa: F401  (registers the built-in tasks)
-
-    content = read_archive(path)
-    task_name = content["meta"].get("task")
-    cls = TASKS.get(task_name)
-    if cls is None:
-        raise ArchiveError(f"{path}: unknown task {task_name!r}; known: {', '.join(TASKS)}")
-    try:
-        recipe = recipe_from_dict(content["recipe"])
-        task = cls.from_state(recipe, content["vocab"], content["tensors"])
-    except SeqtagError as error:
-        raise ArchiveError(f"{path}: {error}") from None
-    except (KeyError, TypeError, ValueError, RuntimeError) as error:
-        raise ArchiveError(f"{path}: inconsistent model file ({type(error).__name__}: {error})") from None
-    return task, content["metrics"]

@@ -10,14 +10,14 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seqtag.modules.char_encoders import CharCNN, CharLSTM
-from seqtag.modules.crf import CRF, PytorchCRF
+from seqtag.modules.crf import CRF
+from seqtag.modules.crf_pytorch import PytorchCRF
 from seqtag.modules.dropout import Dropout
 from seqtag.modules.embedders import CASINGS, WordEmbedder
-from seqtag.modules.lstm import bilstm
-from seqtag.recipe import TaggerModelConfig
+from seqtag.modules.recurrent import cell
+from seqtag.tasks.tagging.recipe import TaggerModelConfig
 
 
 @dataclass
@@ -45,17 +45,6 @@ class TaggingBatch:
 
     def __len__(self) -> int:
         return int(self.words.size(0))
-
-
-def init_forget_bias(rnn: nn.RNNBase) -> None:
-    """Set the LSTM forget-gate bias to 1 (Jozefowicz et al. 2015; PyTorch leaves it random)."""
-    if not isinstance(rnn, nn.LSTM):
-        return
-    for name, bias in rnn.named_parameters():
-        if name.startswith("bias_"):
-            hidden = bias.size(0) // 4  # gates are ordered input, forget, cell, output
-            with torch.no_grad():
-                bias[hidden : 2 * hidden].fill_(1.0 if name.startswith("bias_ih") else 0.0)
 
 
 class Tagger(nn.Module):
@@ -101,7 +90,7 @@ class Tagger(nn.Module):
         if char.encoder == "cnn":
             self.chars = CharCNN(num_chars, char.dim, char.filters, char.kernel_size, char.dropout)
         elif char.encoder == "lstm":
-            self.chars = CharLSTM(num_chars, char.dim, char.hidden_size, char.dropout)
+            self.chars = CharLSTM(num_chars, char.dim, char.hidden_size, char.dropout, char.cell)
         if self.chars is not None:
             size += self.chars.output_dim
         self.casing = nn.Embedding(len(CASINGS), config.casing_dim, padding_idx=0) if config.casing_dim else None
@@ -109,16 +98,10 @@ class Tagger(nn.Module):
         self.features = nn.ModuleList(nn.Embedding(n, config.feature_dim, padding_idx=0) for n in feature_sizes)
         size += config.feature_dim * len(feature_sizes)
         self.dropout = Dropout(config.dropout)
-        rnn = nn.LSTM if config.encoder.cell == "lstm" else nn.GRU
-        self.encoder = rnn(
-            size,
-            config.encoder.hidden_size,
-            num_layers=config.encoder.num_layers,
-            dropout=config.encoder.dropout if config.encoder.num_layers > 1 else 0.0,
-            bidirectional=True,
-            batch_first=True,
-        )
-        init_forget_bias(self.encoder)
+        self.cell = cell(config.encoder.cell)
+        encoder = config.encoder
+        self.encoder = self.cell.build(size, encoder.hidden_size, encoder.num_layers, encoder.dropout, bidirectional=True)
+        self.cell.initialize(self.encoder)
         self.emissions = nn.Linear(2 * config.encoder.hidden_size, num_tags)
         self.crf: CRF | PytorchCRF | None = None
         if config.decoder == "crf":
@@ -141,12 +124,7 @@ class Tagger(nn.Module):
             assert batch.features is not None, "this model needs its feature columns"
             parts.extend(embed(batch.features[:, :, i]) for i, embed in enumerate(self.features))  # F x (B, T, feature_dim)
         features = self.dropout(torch.cat(parts, dim=-1))
-        if isinstance(self.encoder, nn.LSTM):
-            encoded = bilstm(self.encoder, features, batch.lengths)  # (B, T, 2H)
-        else:
-            packed = pack_padded_sequence(features, batch.lengths, batch_first=True, enforce_sorted=False)
-            encoded, _ = self.encoder(packed)
-            encoded, _ = pad_packed_sequence(encoded, batch_first=True, total_length=words.size(1))
+        encoded = self.cell.run(self.encoder, features, batch.lengths)  # (B, T, 2H)
         return self.emissions(self.dropout(encoded))  # (B, T, 2H) -> (B, T, K)
 
     def loss(self, batch: TaggingBatch, reduction: str = "sum") -> torch.Tensor:

@@ -10,7 +10,8 @@ from typing import Any, TextIO
 from seqtag.data.target import LABEL_NAMES, PLACEHOLDER, TargetExample, read_target_file
 from seqtag.data.text import Tokenizer
 from seqtag.errors import DataError
-from seqtag.tasks.target_sentiment import TargetSentimentTask
+from seqtag.tasks.base import Predictor
+from seqtag.tasks.target_sentiment.task import TargetSentimentTask
 
 Text = str | Sequence[str]
 
@@ -42,7 +43,7 @@ class SentimentPrediction:
         return f"SentimentPrediction({self.target!r}: {self.label}; {shown})"
 
 
-class TargetSentimentClassifier:
+class TargetSentimentPredictor(Predictor):
     """Classifies the sentiment towards a target in a sentence with a trained LSTM/TD-LSTM/TC-LSTM.
 
     >>> model = seqtag.load("runs/twitter-tdlstm/model.seqtag")
@@ -54,9 +55,10 @@ class TargetSentimentClassifier:
     mark the target's place(s) with ``$T$`` as in the 3-line files.
     """
 
+    task: TargetSentimentTask
+
     def __init__(self, task: TargetSentimentTask, metrics: dict[str, Any] | None = None) -> None:
-        self.task = task
-        self.metrics = metrics or {}
+        super().__init__(task, metrics)
         self.tokenizer = Tokenizer(task.tokenizer_config)
 
     @property
@@ -114,7 +116,7 @@ class TargetSentimentClassifier:
             tokens[start:end] = target_tokens
         return TargetExample(tokens, target_tokens, mentions)
 
-    def predict(self, sentence: Text, target: Text | None = None) -> SentimentPrediction:
+    def predict(self, sentence: Text, target: Text | None = None) -> SentimentPrediction:  # type: ignore[override]
         """The sentiment towards ``target`` in ``sentence``."""
         return self.predict_batch([(sentence, target)])[0]
 
@@ -146,24 +148,26 @@ class TargetSentimentClassifier:
             )
         return results
 
-    def evaluate(self, examples: Sequence[TargetExample], batch_size: int = 256) -> dict[str, Any]:
+    def evaluate(self, examples: Sequence[TargetExample], batch_size: int = 256) -> dict[str, Any]:  # type: ignore[override]
         """Accuracy, macro-F1 and per-class P/R/F1 (percent) on labelled examples."""
         return self.task.evaluate(examples, batch_size)
 
-    def evaluate_file(self, path: str | Path, batch_size: int = 256) -> dict[str, Any]:
+    def evaluate_file(self, path: str | Path, batch_size: int = 256, **options: Any) -> dict[str, Any]:
         """Metrics on a labelled 3-line file (for ``seqtag evaluate``)."""
+        self.reject(options)
         examples = read_target_file(path, labelled=True)
         if not examples:
             raise DataError("no examples in this file", path)
         return {**self.evaluate(examples, batch_size), "examples": len(examples)}
 
-    def predict_file(self, path: str | Path, out: TextIO, batch_size: int = 256) -> None:
+    def predict_file(self, path: str | Path, out: TextIO, batch_size: int = 256, **options: Any) -> int:
         """Predict a 3-line file (the polarity lines may be absent) and write tab-separated rows.
 
         Columns: the example's line, the gold polarity (``-`` when absent), the predicted
         polarity and label, its probability, the probabilities of every label, the target
-        and the sentence with the target in brackets.
+        and the sentence with the target in brackets. Returns the number of examples.
         """
+        self.reject(options)
         examples = read_target_file(path, labelled=None)
         predictions = self.predict_examples(examples, batch_size)
         labels = self.labels
@@ -184,3 +188,8 @@ class TargetSentimentClassifier:
                 " ".join(marked),
             ]
             out.write("\t".join(row) + "\n")
+        return len(examples)
+
+
+#: The earlier name of this class, kept for existing code.
+TargetSentimentClassifier = TargetSentimentPredictor

@@ -25,8 +25,6 @@ import contextlib
 import hashlib
 import io
 import logging
-import os
-import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,7 +33,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from seqtag.data.conll import Sentence
 from seqtag.errors import SeqtagError
+from seqtag.io import atomic_write_bytes
+from seqtag.modules.char_encoders import CharCNN
+from seqtag.modules.recurrent import CELLS, cell
 
 FINGERPRINT_KEY = "seqtag_weights_sha256"
 INPUTS = ("words", "chars", "forms", "casing", "lengths")
@@ -58,23 +60,23 @@ def fingerprint(model: nn.Module) -> str:
 
 
 class ExportableTagger(nn.Module):
-    """The emissions of a :class:`~seqtag.models.tagger.Tagger` in operations every ONNX
+    """The emissions of a :class:`~seqtag.tasks.tagging.model.Tagger` in operations every ONNX
     runtime has: the character CNN as a convolution, each LSTM direction of each layer as a
     plain single-direction ``nn.LSTM`` (ONNX ``LSTM``), the backward one over each sentence
     reversed within its length. Same weights, same function (inference only).
 
-    Inputs are the fields of a :class:`~seqtag.models.tagger.TaggingBatch`: ``words``,
+    Inputs are the fields of a :class:`~seqtag.tasks.tagging.model.TaggingBatch`: ``words``,
     ``forms``, ``casing`` ``(B, T)``, ``chars`` ``(U, L)``, ``lengths`` ``(B,)``, and
     ``features`` ``(B, T, F)`` for models with feature columns. Output: ``(B, T, K)``.
     """
 
     def __init__(self, tagger: nn.Module) -> None:
         super().__init__()
-        from seqtag.modules.char_encoders import CharCNN
-
         config = tagger.config
-        if config.encoder.cell != "lstm":
-            raise SeqtagError("ONNX export supports LSTM encoders (model.encoder.cell: lstm), not GRU")
+        if not cell(config.encoder.cell).onnx_exportable:
+            exportable = ", ".join(name for name, c in CELLS.items() if c.onnx_exportable)
+            raise SeqtagError(f"ONNX export supports LSTM encoders (model.encoder.cell: {exportable}), "
+                              f"not {config.encoder.cell}")
         if tagger.chars is not None and not isinstance(tagger.chars, CharCNN):
             raise SeqtagError("ONNX export supports the character CNN (model.char.encoder: cnn) or no character encoder")
         self.tagger = tagger
@@ -86,7 +88,7 @@ class ExportableTagger(nn.Module):
         for layer in range(encoder.num_layers):
             size = encoder.input_size if layer == 0 else 2 * encoder.hidden_size
             for suffix in ("", "_reverse"):
-                lstm = nn.LSTM(size, encoder.hidden_size, batch_first=True)
+                lstm = cell(config.encoder.cell).layer(size, encoder.hidden_size, batch_first=True)
                 with torch.no_grad():
                     for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
                         getattr(lstm, f"{kind}_l0").copy_(getattr(encoder, f"{kind}_l{layer}{suffix}"))
@@ -141,8 +143,6 @@ def _inputs(task: Any, batch: Any) -> tuple[torch.Tensor, ...]:
 
 def _sample_batches(task: Any) -> list[Any]:
     """Small batches of made-up sentences with distinct sizes, for tracing and checking."""
-    from seqtag.data.conll import Sentence
-
     itos = task.words.vocab.itos
     words = [*itos[2:40], *itos[-5:]]  # training words and pretrained-only ones (the frozen table)
     columns = 1 + max([task.recipe.data.word_column, *task.recipe.data.feature_columns])
@@ -183,7 +183,7 @@ def export_onnx(task: Any, path: str | Path) -> Path:
     if getattr(task, "name", None) != "tagging":
         raise SeqtagError("ONNX export is for tagging models")
     _require("onnxscript")
-    onnx = _require("onnx")
+    _require("onnx")
     path = Path(path)
     model = task.model.eval()
     exportable = ExportableTagger(model).eval()
@@ -210,24 +210,13 @@ def export_onnx(task: Any, path: str | Path) -> Path:
     del graph.graph.value_info[:]  # intermediate shape hints may carry the sample's sizes too; runtimes infer them
     entry = graph.metadata_props.add()
     entry.key, entry.value = FINGERPRINT_KEY, fingerprint(model)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, scratch = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        onnx.save_model(graph, scratch)
-        runtime = OnnxEmissions(scratch, model)
-        with torch.no_grad():
-            for sample in samples:
-                difference = float((runtime(sample) - model(sample)).abs().max())
-                if not difference <= 1e-3:
-                    raise SeqtagError(f"the exported graph differs from the model by {difference:.2g}; not written")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(scratch, 0o666 & ~umask)
-        os.replace(scratch, path)
-    finally:
-        if os.path.exists(scratch):
-            os.unlink(scratch)
+    runtime = OnnxEmissions.from_proto(graph, model, path=path)
+    with torch.no_grad():
+        for sample in samples:
+            difference = float((runtime(sample) - model(sample)).abs().max())
+            if not difference <= 1e-3:
+                raise SeqtagError(f"the exported graph differs from the model by {difference:.2g}; not written")
+    atomic_write_bytes(path, graph.SerializeToString())
     return path
 
 
@@ -241,7 +230,6 @@ class OnnxEmissions:
     """
 
     def __init__(self, path: str | Path, model: nn.Module, threads: int | None = None) -> None:
-        ort = _require("onnxruntime")
         onnx = _require("onnx")
         path = Path(path)
         if not path.is_file():
@@ -250,6 +238,17 @@ class OnnxEmissions:
             proto = onnx.load_model(str(path), load_external_data=False)
         except Exception as error:  # onnx raises protobuf's DecodeError and others
             raise SeqtagError(f"{path}: not an ONNX file ({type(error).__name__})") from None
+        self._start(proto, model, threads, path)
+
+    @classmethod
+    def from_proto(cls, proto: Any, model: nn.Module, threads: int | None = None, path: str | Path = "<graph>") -> "OnnxEmissions":
+        """The runtime of a graph already in memory (an ``onnx.ModelProto``); ``path`` names it in errors."""
+        runtime = cls.__new__(cls)
+        runtime._start(proto, model, threads, Path(path))
+        return runtime
+
+    def _start(self, proto: Any, model: nn.Module, threads: int | None, path: Path) -> None:
+        ort = _require("onnxruntime")
         stored = {entry.key: entry.value for entry in proto.metadata_props}.get(FINGERPRINT_KEY)
         if stored is None:
             raise SeqtagError(f"{path}: not exported by seqtag export (no model fingerprint)")
@@ -266,7 +265,7 @@ class OnnxEmissions:
         self.path = path
 
     def __call__(self, batch: Any) -> torch.Tensor:
-        """``(B, T, K)`` emission scores of a :class:`~seqtag.models.tagger.TaggingBatch`."""
+        """``(B, T, K)`` emission scores of a :class:`~seqtag.tasks.tagging.model.TaggingBatch`."""
         values = {"words": batch.words, "chars": batch.chars, "forms": batch.forms, "casing": batch.casing,
                   "lengths": batch.lengths, "features": batch.features}
         feed = {name: values[name].numpy() for name in self.names}

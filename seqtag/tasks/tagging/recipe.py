@@ -1,0 +1,140 @@
+"""The recipe of a tagging run (``task: tagging``): its ``data``, ``tokenizer``, ``embeddings`` and ``model`` sections."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from seqtag.config import EmbeddingsConfig, Recipe, Section, TokenizerSection
+from seqtag.data.files import split_names
+from seqtag.data.schemes import SCHEMES, normalize_scheme
+from seqtag.modules.recurrent import CellName
+
+
+class CharConfig(Section):
+    """Character encoder of each word."""
+
+    encoder: Literal["cnn", "lstm", "none"] = "cnn"
+    dim: int = Field(30, ge=1)
+    filters: int = Field(30, ge=1)
+    kernel_size: int = Field(3, ge=1)
+    hidden_size: int = Field(25, ge=1)
+    dropout: float = Field(0.5, ge=0, lt=1)
+    cell: CellName = Field("lstm", description="recurrent cell of the character BiRNN (encoder: lstm): lstm or gru")
+
+
+class RNNConfig(Section):
+    """The sentence encoder: a stacked bidirectional RNN."""
+
+    cell: CellName = Field("lstm", description="recurrent cell: lstm or gru (seqtag.modules.recurrent)")
+    hidden_size: int = Field(200, ge=1, description="per direction")
+    num_layers: int = Field(1, ge=1)
+    dropout: float = Field(0.5, ge=0, lt=1, description="between stacked layers")
+
+
+class CRFConfig(Section):
+    backend: Literal["seqtag", "pytorch-crf"] = "seqtag"
+    constrained: bool = True
+
+
+class TaggerModelConfig(Section):
+    """BiLSTM-CNN-CRF tagger (Ma & Hovy 2016)."""
+
+    tag_scheme: str = Field("iobes", description="scheme the model is trained in; predictions are converted back")
+    char: CharConfig = CharConfig()
+    casing_dim: int = Field(0, ge=0, description="size of casing-feature embeddings; 0 turns them off")
+    feature_dim: int = Field(20, ge=1, description="size of the embedding of each data.feature_columns column")
+    encoder: RNNConfig = RNNConfig()
+    dropout: float = Field(0.5, ge=0, lt=1, description="on the word representation and the encoder output")
+    word_dropout: float = Field(
+        0.0, ge=0, lt=1, description="probability of replacing a singleton word that has no pretrained vector by <unk>"
+    )
+    decoder: Literal["crf", "softmax"] = "crf"
+    crf: CRFConfig = CRFConfig()
+    init_from: str | None = Field(
+        None,
+        description="a trained seqtag tagger (model file) to start from (transfer learning): its word and character "
+        "vectors are copied by symbol, every other weight whose name and shape match is copied; the output layer "
+        "and CRF start fresh unless both corpora have the same tags",
+    )
+
+    @field_validator("tag_scheme")
+    @classmethod
+    def _scheme(cls, value: str) -> str:
+        return normalize_scheme(value)
+
+
+class ConllDataConfig(Section):
+    """A tagging corpus: CoNLL-style files in ``dir``, or a ``datasets`` source (hub, disk, json/csv/parquet)."""
+
+    format: Literal["conll", "json", "csv", "parquet"] = "conll"
+    hub: str | None = Field(None, description="Hugging Face hub dataset name (needs network access)")
+    config: str | None = Field(None, description="hub dataset configuration")
+    revision: str | None = Field(None, description="hub revision, e.g. refs/convert/parquet")
+    disk: str | None = Field(None, description="folder of a dataset saved with save_to_disk")
+    tokens_field: str = "tokens"
+    tags_field: str = "ner_tags"
+    tag_names: list[str] | None = Field(None, description="names of integer tags when the dataset has no ClassLabel")
+    dir: str = "."
+    train: str | list[str] = Field("train.txt", description="training file, or a list of files read one after another "
+                                   "(e.g. [train.conll, dev.conll] to train on both; then set dev: null)")
+    dev: str | list[str] | None = "valid.txt"
+    test: str | list[str] | None = "test.txt"
+    word_column: int = 0
+    label_column: int = -1
+    feature_columns: list[int] = Field(
+        default_factory=list,
+        description="more input columns (e.g. the POS column for chunking), each embedded with model.feature_dim; "
+        "the model then needs them at prediction time too (CoNLL input, not raw text)",
+    )
+    scheme: str = Field("auto", description=f"scheme of the corpus tags: auto or one of {', '.join(SCHEMES)}")
+
+    @field_validator("scheme")
+    @classmethod
+    def _scheme(cls, value: str) -> str:
+        return value if value == "auto" else normalize_scheme(value)
+
+    @field_validator("train", "dev", "test")
+    @classmethod
+    def _files(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, list) and not value:
+            raise ValueError("an empty list of files")
+        return value
+
+
+
+
+class TaggingRecipe(Recipe):
+    task: Literal["tagging"] = "tagging"
+    data: ConllDataConfig = ConllDataConfig()
+    tokenizer: TokenizerSection = TokenizerSection()
+    embeddings: EmbeddingsConfig = EmbeddingsConfig()
+    model: TaggerModelConfig = TaggerModelConfig()
+
+    def problems(self) -> list[str]:
+        found = super().problems()
+        data = self.data
+        if data.hub and data.disk:
+            found.append("data: name either data.hub or data.disk, not both")
+        if data.disk:
+            disk = self.resolve_path(data.disk)
+            if disk is None or not disk.is_dir():
+                found.append(f"data.disk: no folder {data.disk}")
+        elif not data.hub:
+            for split in ("train", "dev", "test"):
+                for name in split_names(getattr(data, split)):
+                    folder = self.resolve_path(data.dir, expect=name)
+                    if folder is None or not (folder / name).is_file():
+                        found.append(f"data.{split}: {name} not found in {data.dir} (set data.dir=FOLDER)")
+            if data.format == "conll" and data.word_column == data.label_column:
+                found.append("data.label_column: the same column as data.word_column")
+            for column in data.feature_columns:
+                if column in (data.word_column, data.label_column):
+                    found.append(f"data.feature_columns: column {column} is the word or label column")
+        if (data.hub or data.disk) and any(isinstance(getattr(data, split), list) for split in ("train", "dev", "test")):
+            found.append("data.train/dev/test: a list of files needs data.dir files, not hub or disk splits")
+        if data.feature_columns and (data.hub or data.disk or data.format != "conll"):
+            found.append("data.feature_columns: only CoNLL files have feature columns")
+        found.extend(self.embeddings.problems(self))
+        return found
