@@ -93,6 +93,7 @@ class Recipe(Section):
     name: str | None = None
     seed: int = 1
     training: TrainingConfig = TrainingConfig()
+    embeddings: EmbeddingsConfig = EmbeddingsConfig()
     # Where the recipe file lives: relative data paths may resolve against it.
     source: str | None = Field(None, exclude=True)
 
@@ -126,13 +127,6 @@ class Recipe(Section):
             paths.append(path)
         return paths
 
-    def split_file(self, split: str) -> Path | None:
-        """The one file of split ``split`` (see :meth:`split_files`), or None when the recipe names none."""
-        paths = self.split_files(split)
-        if len(paths) > 1:
-            raise RecipeError(f"data.{split}: this task reads one file, not a list")
-        return paths[0] if paths else None
-
     def resolve_path(self, path: str | None, expect: str | None = None) -> Path | None:
         """Resolve a relative path against the working directory, else against the recipe's folder.
 
@@ -157,6 +151,12 @@ class TokenizerSection(Section):
     split_hyphens: bool = Field(False, description="Anglo-Dutch -> Anglo - Dutch (CoNLL-03 keeps it whole)")
     keep_web_tokens: bool = Field(True, description="URLs, e-mail addresses, @mentions and #hashtags stay whole")
     extra_abbreviations: list[str] = Field(default_factory=list, description="more abbreviations that keep their period")
+
+
+class TextRecipe(Recipe):
+    """A recipe whose models read raw text at prediction: it says how the text is tokenised."""
+
+    tokenizer: TokenizerSection = TokenizerSection()
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

@@ -22,6 +22,7 @@ from seqtag.data.target import (
 )
 from seqtag.errors import DataError, RecipeError
 from seqtag.evaluation import classification_metrics
+from seqtag.modules.embedders import WordEmbedder
 from seqtag.registry import load_recipe, recipe_from_dict
 from seqtag.tasks.target_sentiment.model import TargetBatch, TargetLSTM
 from seqtag.tasks.target_sentiment.predictor import TargetSentimentClassifier
@@ -194,7 +195,7 @@ def test_classification_metrics_by_hand():
 
 def small_model(architecture: str) -> TargetLSTM:
     torch.manual_seed(0)
-    return TargetLSTM(architecture, num_trainable_words=20, num_frozen_words=5, word_dim=6, hidden_size=5, num_classes=3).eval()
+    return TargetLSTM(architecture, WordEmbedder.create(20, 5, 6), hidden_size=5, num_classes=3).eval()
 
 
 def make_task(architecture: str) -> TargetSentimentTask:
@@ -265,15 +266,15 @@ def test_lstm_baseline_ignores_the_target_and_td_lstm_does_not():
 
 
 def test_uniform_init_range():
-    model = TargetLSTM("td-lstm", 10, 0, 4, 3, 3, init_range=0.003)
+    model = TargetLSTM("td-lstm", WordEmbedder.create(10, 0, 4), 3, 3, init_range=0.003)
     assert float(model.left.weight_ih_l0.detach().abs().max()) <= 0.003
     assert float(model.output.bias.detach().abs().max()) == 0.0
     with pytest.raises(ValueError, match="architecture"):
-        TargetLSTM("bi-lstm", 10, 0, 4, 3, 3)
+        TargetLSTM("bi-lstm", WordEmbedder.create(10, 0, 4), 3, 3)
 
 
 def test_word_dropout_reads_words_as_unknown_in_training_only():
-    model = TargetLSTM("td-lstm", 20, 0, 6, 5, 3, word_dropout=0.999999)
+    model = TargetLSTM("td-lstm", WordEmbedder.create(20, 0, 6), 5, 3, word_dropout=0.999999)
     task = make_task("td-lstm")
     first = task.collate([task.encode(TargetExample.from_template("a b $T$ c".split(), ["x"], "1"))])
     second = task.collate([task.encode(TargetExample.from_template("d e $T$ f".split(), ["y"], "1"))])
@@ -291,7 +292,7 @@ def test_tc_lstm_input_dropout_spares_the_target_vector_unless_asked():
         return task.collate([task.encode(TargetExample.from_template(words.split(), [target], "1"))])
 
     first, same_target, other_target = encode("a b $T$ c", "x"), encode("d e $T$ f", "x"), encode("a b $T$ c", "y")
-    model = TargetLSTM("tc-lstm", 20, 0, 6, 5, 3, dropout=0.999999)
+    model = TargetLSTM("tc-lstm", WordEmbedder.create(20, 0, 6), 5, 3, dropout=0.999999)
     model.train()
     # Every word vector is dropped, the target vector is not: only the target (and lengths) count.
     assert torch.allclose(model(first), model(same_target))

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
+from typing import TextIO
 
 from seqtag.data.files import open_input, read_lines
 from seqtag.errors import DataError
@@ -152,11 +153,14 @@ def looks_like_conll(path: str | Path, sample: int = 200) -> bool:
     return len(widths) == 1 and (has_blank_separators or next(iter(widths)) == 1) and next(iter(widths)) <= 10
 
 
-def write_conll(sentences: Iterable[Sentence], predictions: Iterable[Sequence[str]], path: str | Path) -> None:
-    """Write each sentence's input columns plus a predicted tag column."""
-    with open(path, "w", encoding="utf-8") as out:
-        for sentence, tags in zip(sentences, predictions, strict=True):
-            rows = sentence.rows or [[token] for token in sentence.tokens]
-            for row, tag in zip(rows, tags, strict=True):
-                out.write("\t".join([*row, tag]) + "\n")
-            out.write("\n")
+def write_conll(sentences: Iterable[Sentence], predictions: Iterable[Sequence[str]], out: TextIO | str | Path) -> None:
+    """Write each sentence's input columns plus a predicted tag column to a stream or a file."""
+    if isinstance(out, (str, Path)):
+        with open(out, "w", encoding="utf-8") as handle:
+            write_conll(sentences, predictions, handle)
+        return
+    for sentence, tags in zip(sentences, predictions, strict=True):
+        rows = sentence.rows or [[token] for token in sentence.tokens]
+        for row, tag in zip(rows, tags, strict=True):
+            out.write("\t".join([*row, tag]) + "\n")
+        out.write("\n")

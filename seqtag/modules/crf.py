@@ -224,13 +224,20 @@ def _backtrace(state: torch.Tensor, backpointers: list[torch.Tensor], k: int) ->
 
 
 class ConstrainedCRF(nn.Module):
-    """What both CRF implementations share: the constraint penalties, marginals and n-best."""
+    """What both CRF implementations share: the constraint penalties, marginals and n-best.
 
-    num_tags: int
+    Args:
+        num_tags: number of tags ``K``.
+        constraints: optional boolean ``(start (K,), transitions (K, K), end (K,))``
+            from :func:`seqtag.data.schemes.allowed_transitions`; ``False``
+            entries are forbidden.
+    """
 
-    def _register_constraints(
-        self, num_tags: int, constraints: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None
-    ) -> None:
+    def __init__(self, num_tags: int, constraints: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> None:
+        super().__init__()
+        if num_tags < 1:
+            raise ValueError(f"num_tags must be positive, got {num_tags}")
+        self.num_tags = num_tags
         start, transitions, end = constraints if constraints is not None else (None, None, None)
         self.register_buffer("start_penalty", _penalty(start, (num_tags,)))
         self.register_buffer("transition_penalty", _penalty(transitions, (num_tags, num_tags)))
@@ -257,28 +264,13 @@ class ConstrainedCRF(nn.Module):
 
 
 class CRF(ConstrainedCRF):
-    """A linear-chain CRF over ``num_tags`` tags.
+    """A linear-chain CRF over ``num_tags`` tags (arguments as :class:`ConstrainedCRF`)."""
 
-    Args:
-        num_tags: number of tags ``K``.
-        constraints: optional boolean ``(start (K,), transitions (K, K), end (K,))``
-            from :func:`seqtag.data.schemes.allowed_transitions`; ``False``
-            entries are forbidden.
-    """
-
-    def __init__(
-        self,
-        num_tags: int,
-        constraints: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
-    ) -> None:
-        super().__init__()
-        if num_tags < 1:
-            raise ValueError(f"num_tags must be positive, got {num_tags}")
-        self.num_tags = num_tags
+    def __init__(self, num_tags: int, constraints: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> None:
+        super().__init__(num_tags, constraints)
         self.start_transitions = nn.Parameter(torch.empty(num_tags))
         self.transitions = nn.Parameter(torch.empty(num_tags, num_tags))  # [from, to]
         self.end_transitions = nn.Parameter(torch.empty(num_tags))
-        self._register_constraints(num_tags, constraints)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

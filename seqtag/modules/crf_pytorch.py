@@ -20,15 +20,9 @@ class PytorchCRF(ConstrainedCRF):
     pytorch-crf's own computations through ``torch.func.functional_call``.
     """
 
-    def __init__(
-        self,
-        num_tags: int,
-        constraints: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
-    ) -> None:
-        super().__init__()
-        self.num_tags = num_tags
+    def __init__(self, num_tags: int, constraints: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> None:
+        super().__init__(num_tags, constraints)
         self.crf = _TorchCRF(num_tags, batch_first=True)
-        self._register_constraints(num_tags, constraints)
 
     def raw_scores(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return self.crf.start_transitions, self.crf.transitions, self.crf.end_transitions

@@ -47,6 +47,18 @@ class WordEmbedder(nn.Module):
         self.register_buffer("frozen", frozen.contiguous())
         self.output_dim = trainable.size(1)
 
+    @classmethod
+    def create(cls, num_trainable: int, num_frozen: int, dim: int, fine_tune: bool = True, random: bool = True) -> "WordEmbedder":
+        """Tables of the given sizes before any pretrained vector is copied in: the trainable one
+        uniform in ``[-sqrt(3 / dim), sqrt(3 / dim)]`` (unit variance) or, without ``random``, zero;
+        the frozen one zero."""
+        if random:
+            bound = (3.0 / dim) ** 0.5
+            trainable = torch.empty(num_trainable, dim).uniform_(-bound, bound)
+        else:
+            trainable = torch.zeros(num_trainable, dim)
+        return cls(trainable, torch.zeros(num_frozen, dim), fine_tune)
+
     def forward(self, words: torch.Tensor) -> torch.Tensor:
         """``words`` ``(B, T)`` long -> ``(B, T, dim)``."""
         known = words < self.num_trainable

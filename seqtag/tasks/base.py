@@ -26,6 +26,7 @@ from torch import nn
 
 from seqtag.config import Recipe, validate_recipe
 from seqtag.data.batching import length_batches
+from seqtag.data.text import Tokenizer
 from seqtag.data.vocab import WordIndex
 from seqtag.embeddings import PretrainedVectors, recipe_vectors, word_vocabulary
 from seqtag.errors import ArchiveError, DataError, RecipeError, SeqtagError
@@ -127,6 +128,11 @@ class Task(ABC):
         word counts and the word vector size."""
         vocab, num_trainable, counts, word_dim = word_vocabulary(tokens, recipe.embeddings, vectors)
         return WordIndex(vocab, num_trainable, recipe.embeddings.lowercase), counts, word_dim
+
+    def word_embedder(self, random: bool = True) -> WordEmbedder:
+        """Fresh word tables for the task's word index (random or zero; see :meth:`WordEmbedder.create`)."""
+        return WordEmbedder.create(self.words.num_trainable, self.words.num_frozen, self.word_dim,
+                                   self.recipe.embeddings.fine_tune, random)
 
     @staticmethod
     @torch.no_grad()
@@ -356,3 +362,12 @@ class Predictor(ABC):
         if options:
             names = ", ".join("--" + name.replace("_", "-") for name in options)
             raise SeqtagError(f"{names}: not an option for {self.task.name} models")
+
+
+class TextPredictor(Predictor):
+    """A predictor that takes raw text: ``tokenizer`` splits it as the model's recipe said
+    (the task's ``tokenizer_config``, stored in the model file)."""
+
+    def __init__(self, task: Any, metrics: dict[str, Any] | None = None) -> None:
+        super().__init__(task, metrics)
+        self.tokenizer = Tokenizer(task.tokenizer_config)

@@ -52,39 +52,28 @@ class Tagger(nn.Module):
 
     Args:
         config: the recipe's ``model`` section.
-        num_trainable_words: rows of the trainable word table (training vocabulary).
-        num_frozen_words: rows of the frozen pretrained-only table.
-        word_dim: word vector size.
+        words: the word tables (training vocabulary, pretrained-only words).
         num_chars: character vocabulary size.
         num_tags: tag vocabulary size.
         constraints: CRF transition constraints ``(start, transitions, end)``.
-        fine_tune: whether word vectors are trained.
         feature_sizes: vocabulary size of each extra input column (``data.feature_columns``).
     """
 
     def __init__(
         self,
         config: TaggerModelConfig,
-        num_trainable_words: int,
-        num_frozen_words: int,
-        word_dim: int,
+        words: WordEmbedder,
         num_chars: int,
         num_tags: int,
         constraints: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
-        fine_tune: bool = True,
         feature_sizes: tuple[int, ...] = (),
     ) -> None:
         super().__init__()
         self.config = config
-        bound = (3.0 / word_dim) ** 0.5
-        self.words = WordEmbedder(
-            torch.empty(num_trainable_words, word_dim).uniform_(-bound, bound),
-            torch.zeros(num_frozen_words, word_dim),
-            fine_tune=fine_tune,
-        )
+        self.words = words
         # Words that word dropout may replace by <unk> during training.
-        self.register_buffer("replaceable", torch.zeros(num_trainable_words, dtype=torch.bool))
-        size = word_dim
+        self.register_buffer("replaceable", torch.zeros(words.num_trainable, dtype=torch.bool))
+        size = words.output_dim
         char = config.char
         self.chars: nn.Module | None = None
         if char.encoder == "cnn":

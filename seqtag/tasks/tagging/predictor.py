@@ -8,12 +8,11 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, TextIO
 
-from seqtag.data.conll import Sentence, looks_like_conll, read_conll, read_token_lines
+from seqtag.data.conll import Sentence, looks_like_conll, read_conll, read_token_lines, write_conll
 from seqtag.data.schemes import spans_from_tags
-from seqtag.data.text import Tokenizer
 from seqtag.evaluation import confusion_table, format_report
 from seqtag.io import atomic_write_text
-from seqtag.tasks.base import Predictor
+from seqtag.tasks.base import TextPredictor
 from seqtag.tasks.tagging.onnx import export_onnx
 from seqtag.tasks.tagging.task import Prediction, TaggingTask
 
@@ -70,7 +69,7 @@ class TaggedSentence:
         return f"TaggedSentence({shown})"
 
 
-class TaggingPredictor(Predictor):
+class TaggingPredictor(TextPredictor):
     """Tags raw or tokenised text with a trained tagging model.
 
     >>> tagger = seqtag.load("model.seqtag")
@@ -79,10 +78,6 @@ class TaggingPredictor(Predictor):
     """
 
     task: TaggingTask
-
-    def __init__(self, task: TaggingTask, metrics: dict[str, Any] | None = None) -> None:
-        super().__init__(task, metrics)
-        self.tokenizer = Tokenizer(task.tokenizer_config)
 
     @property
     def labels(self) -> list[str]:
@@ -195,13 +190,12 @@ class TaggingPredictor(Predictor):
             sentences = read_conll(path, column, None)
         else:
             sentences = read_token_lines(path)
-        for sentence, tags in zip(sentences, self.task.predict(sentences, batch_size), strict=True):
-            if format == "tokens":
+        predicted = self.task.predict(sentences, batch_size)
+        if format == "conll":
+            write_conll(sentences, predicted, out)
+        else:
+            for sentence, tags in zip(sentences, predicted, strict=True):
                 out.write(" ".join(f"{t}/{g}" for t, g in zip(sentence.tokens, tags, strict=True)) + "\n")
-            else:
-                for row, tag in zip(sentence.rows, tags, strict=True):
-                    out.write("\t".join([*row, tag]) + "\n")
-                out.write("\n")
         return len(sentences)
 
     def use_onnx(self, path: str | Path | None, threads: int | None = None) -> None:

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from seqtag.config import EmbeddingsConfig, Recipe, Section, TokenizerSection
+from seqtag.config import Section, TextRecipe
 from seqtag.data.files import split_names
 from seqtag.data.schemes import SCHEMES, normalize_scheme
 from seqtag.modules.recurrent import CellName
@@ -105,11 +105,9 @@ class ConllDataConfig(Section):
 
 
 
-class TaggingRecipe(Recipe):
+class TaggingRecipe(TextRecipe):
     task: Literal["tagging"] = "tagging"
     data: ConllDataConfig = ConllDataConfig()
-    tokenizer: TokenizerSection = TokenizerSection()
-    embeddings: EmbeddingsConfig = EmbeddingsConfig()
     model: TaggerModelConfig = TaggerModelConfig()
 
     def problems(self) -> list[str]:

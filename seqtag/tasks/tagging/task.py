@@ -97,13 +97,10 @@ class TaggingTask(Task):
         if model is None:
             model = Tagger(
                 recipe.model,
-                num_trainable_words=words.num_trainable,
-                num_frozen_words=words.num_frozen,
-                word_dim=word_dim,
+                self.word_embedder(),
                 num_chars=len(chars),
                 num_tags=len(tags),
                 constraints=allowed_transitions(self.train_scheme, tags.itos),
-                fine_tune=recipe.embeddings.fine_tune,
                 feature_sizes=tuple(len(v) for v in self.features),
             )
         self.model = model

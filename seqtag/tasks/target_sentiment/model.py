@@ -62,9 +62,7 @@ class TargetLSTM(nn.Module):
 
     Args:
         architecture: ``lstm``, ``td-lstm`` or ``tc-lstm``.
-        num_trainable_words: rows of the trainable word table (training vocabulary, row 0 padding).
-        num_frozen_words: rows of the frozen table of pretrained-only words.
-        word_dim: word vector size.
+        words: the word tables (training vocabulary with row 0 padding, pretrained-only words).
         hidden_size: LSTM state size (each LSTM).
         num_classes: number of polarity classes.
         dropout: dropout on the word vectors the LSTMs read.
@@ -72,7 +70,6 @@ class TargetLSTM(nn.Module):
         init_range: if set, LSTM and softmax weights are drawn from ``U(-init_range, init_range)``
             and biases set to zero (Tang et al. use 0.003); otherwise PyTorch's initialisation
             with the forget-gate bias at 1.
-        fine_tune: whether the trainable word table is updated.
         word_dropout: probability of reading a word as ``<unk>`` during training.
         target_dropout: ``tc-lstm``: dropout on the target vector, one mask per example shared
             by every step of both LSTMs.
@@ -86,15 +83,12 @@ class TargetLSTM(nn.Module):
     def __init__(
         self,
         architecture: str,
-        num_trainable_words: int,
-        num_frozen_words: int,
-        word_dim: int,
+        words: WordEmbedder,
         hidden_size: int,
         num_classes: int,
         dropout: float = 0.0,
         output_dropout: float = 0.0,
         init_range: float | None = None,
-        fine_tune: bool = True,
         word_dropout: float = 0.0,
         target_dropout: float = 0.0,
         cell: str = "lstm",
@@ -105,12 +99,8 @@ class TargetLSTM(nn.Module):
             raise ValueError(f"unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
         self.architecture = architecture
         self.word_dropout = word_dropout
-        bound = (3.0 / word_dim) ** 0.5
-        self.words = WordEmbedder(
-            torch.empty(num_trainable_words, word_dim).uniform_(-bound, bound),
-            torch.zeros(num_frozen_words, word_dim),
-            fine_tune=fine_tune,
-        )
+        self.words = words
+        word_dim = words.output_dim
         input_size = 2 * word_dim if architecture == "tc-lstm" else word_dim
         self.dropout = Dropout(dropout)
         self.target_dropout = Dropout(target_dropout)

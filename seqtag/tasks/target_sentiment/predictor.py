@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from seqtag.data.target import LABEL_NAMES, PLACEHOLDER, TargetExample, read_target_file
-from seqtag.data.text import Tokenizer
 from seqtag.errors import DataError
-from seqtag.tasks.base import Predictor
+from seqtag.tasks.base import TextPredictor
 from seqtag.tasks.target_sentiment.task import TargetSentimentTask
 
 Text = str | Sequence[str]
@@ -43,7 +42,7 @@ class SentimentPrediction:
         return f"SentimentPrediction({self.target!r}: {self.label}; {shown})"
 
 
-class TargetSentimentPredictor(Predictor):
+class TargetSentimentPredictor(TextPredictor):
     """Classifies the sentiment towards a target in a sentence with a trained LSTM/TD-LSTM/TC-LSTM.
 
     >>> model = seqtag.load("runs/twitter-tdlstm/model.seqtag")
@@ -56,10 +55,6 @@ class TargetSentimentPredictor(Predictor):
     """
 
     task: TargetSentimentTask
-
-    def __init__(self, task: TargetSentimentTask, metrics: dict[str, Any] | None = None) -> None:
-        super().__init__(task, metrics)
-        self.tokenizer = Tokenizer(task.tokenizer_config)
 
     @property
     def labels(self) -> list[str]:

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from seqtag.config import EmbeddingsConfig, Recipe, Section, TokenizerSection
+from seqtag.config import Section, TextRecipe
 from seqtag.modules.recurrent import CellName
 
 
@@ -57,10 +57,8 @@ class TargetModelConfig(Section):
     )
 
 
-class TargetSentimentRecipe(Recipe):
+class TargetSentimentRecipe(TextRecipe):
     task: Literal["target-sentiment"] = "target-sentiment"
     data: TargetDataConfig = TargetDataConfig()
-    tokenizer: TokenizerSection = TokenizerSection()
-    embeddings: EmbeddingsConfig = EmbeddingsConfig()
     model: TargetModelConfig = TargetModelConfig()
     select_by: Literal["accuracy", "macro_f1"] = Field("accuracy", description="dev metric that picks the best epoch")

@@ -81,16 +81,13 @@ class TargetSentimentTask(Task):
             config = recipe.model
             model = TargetLSTM(
                 config.architecture,
-                num_trainable_words=words.num_trainable,
-                num_frozen_words=words.num_frozen,
-                word_dim=word_dim,
+                self.word_embedder(),
                 hidden_size=config.hidden_size,
                 cell=config.cell,
                 num_classes=len(self.labels),
                 dropout=config.dropout,
                 output_dropout=config.output_dropout,
                 init_range=config.init_range,
-                fine_tune=recipe.embeddings.fine_tune,
                 word_dropout=config.word_dropout,
                 target_dropout=config.target_dropout,
                 label_smoothing=config.label_smoothing,

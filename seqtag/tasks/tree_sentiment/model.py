@@ -8,41 +8,25 @@ from torch import nn
 from seqtag.data.tree_batching import IGNORE, TreeBatch
 from seqtag.modules.embedders import WordEmbedder
 from seqtag.modules.tree_lstm import CELLS
+from seqtag.tasks.tree_sentiment.recipe import TreeLSTMModelConfig
 
 
 class TreeSentimentModel(nn.Module):
     """Word vectors -> Tree-LSTM (binary or Child-Sum) -> softmax over classes at every node.
 
     Args:
-        cell: ``binary`` or ``childsum``.
-        memory: Tree-LSTM memory (hidden) size.
-        num_trainable_words / num_frozen_words / word_dim: the two word tables (see WordEmbedder).
-        num_classes: 5 (fine-grained) or 2 (binary).
-        dropout: on node states before the classifier.
-        input_dropout: on word vectors.
-        fine_tune: whether the trainable word table is updated.
+        config: the recipe's ``model`` section (cell, memory size, dropouts).
+        words: the word tables (training vocabulary, pretrained-only words).
+        num_classes: number of outputs (5 fine-grained, 2 or 3 binary).
     """
 
-    def __init__(
-        self,
-        cell: str,
-        memory: int,
-        num_trainable_words: int,
-        num_frozen_words: int,
-        word_dim: int,
-        num_classes: int,
-        dropout: float = 0.5,
-        input_dropout: float = 0.0,
-        fine_tune: bool = True,
-    ) -> None:
+    def __init__(self, config: TreeLSTMModelConfig, words: WordEmbedder, num_classes: int) -> None:
         super().__init__()
-        self.words = WordEmbedder(
-            torch.zeros(num_trainable_words, word_dim), torch.zeros(num_frozen_words, word_dim), fine_tune
-        )
-        self.input_dropout = nn.Dropout(input_dropout)
-        self.tree = CELLS[cell](word_dim, memory)
-        self.dropout = nn.Dropout(dropout)
-        self.output = nn.Linear(memory, num_classes)
+        self.words = words
+        self.input_dropout = nn.Dropout(config.input_dropout)
+        self.tree = CELLS[config.cell](words.output_dim, config.memory_size)
+        self.dropout = nn.Dropout(config.dropout)
+        self.output = nn.Linear(config.memory_size, num_classes)
 
     def forward(self, batch: TreeBatch) -> torch.Tensor:
         """Class scores ``(N, num_classes)`` of every node, in node-table order (row r at r - 1)."""

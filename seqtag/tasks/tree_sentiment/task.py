@@ -66,18 +66,7 @@ class TreeSentimentTask(Task):
         self.class_names = FINE if self.classes == "fine" else BINARY
         self.decision_columns = [self.output_names.index(name) for name in self.class_names]
         if model is None:
-            m = recipe.model
-            model = TreeSentimentModel(
-                m.cell,
-                m.memory_size,
-                words.num_trainable,
-                words.num_frozen,
-                word_dim,
-                len(self.output_names),
-                m.dropout,
-                m.input_dropout,
-                recipe.embeddings.fine_tune,
-            )
+            model = TreeSentimentModel(recipe.model, self.word_embedder(random=False), len(self.output_names))
         self.model = model
 
     # ----------------------------------------------------------------- building
