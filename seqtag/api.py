@@ -6,7 +6,7 @@ from pathlib import Path
 
 from seqtag.errors import SeqtagError
 from seqtag.registry import load_task, task_entry
-from seqtag.tasks.base import Predictor
+from seqtag.tasks.predictor import Predictor
 from seqtag.training.run import run_recipe
 from seqtag.training.trainer import TrainResult
 

@@ -4,7 +4,6 @@ task-specific code: each task's predictor reads and writes its own file formats.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import logging
 import sys
@@ -13,7 +12,7 @@ from pathlib import Path
 from seqtag.api import load, train
 from seqtag.errors import SeqtagError
 from seqtag.evaluation import headline
-from seqtag.io import atomic_write_text, read_archive
+from seqtag.io import atomic_open, read_archive
 from seqtag.registry import TASKS
 from seqtag.training.trainer import TrainingInterrupted
 from seqtag.version import __version__
@@ -53,9 +52,8 @@ def _predict(args: argparse.Namespace) -> int:
     if args.output is None:
         predictor.predict_file(args.input, sys.stdout, args.batch_size, **options)
         return 0
-    buffer = io.StringIO()
-    count = predictor.predict_file(args.input, buffer, args.batch_size, **options)
-    atomic_write_text(args.output, buffer.getvalue())
+    with atomic_open(args.output, "w") as out:
+        count = predictor.predict_file(args.input, out, args.batch_size, **options)
     print(f"wrote {count} predictions to {args.output}", file=sys.stderr)
     return 0
 

@@ -16,7 +16,8 @@ from typing import Any
 from seqtag.config import Recipe, read_recipe_file, validate_recipe
 from seqtag.errors import ArchiveError, RecipeError
 from seqtag.io import read_archive
-from seqtag.tasks.base import Predictor, Task
+from seqtag.tasks.base import Task
+from seqtag.tasks.predictor import Predictor
 from seqtag.tasks.tagging.predictor import TaggingPredictor
 from seqtag.tasks.tagging.recipe import TaggingRecipe
 from seqtag.tasks.tagging.task import TaggingTask

@@ -1,4 +1,4 @@
-"""The task interface the trainer drives, the skeleton every task shares, and the predictor contract.
+"""The task interface the trainer drives, and the skeleton every task shares.
 
 A task knows its data, vocabularies and model: it reads the recipe's corpora,
 turns examples into batches, computes a loss on a batch, predicts and
@@ -14,28 +14,23 @@ a trained model. A task keeps only what differs.
 
 from __future__ import annotations
 
-import logging
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, TextIO, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 from torch import nn
 
 from seqtag.config import Recipe, validate_recipe
 from seqtag.data.batching import length_batches
-from seqtag.data.text import Tokenizer
 from seqtag.data.vocab import WordIndex
 from seqtag.embeddings import PretrainedVectors, recipe_vectors, word_vocabulary
 from seqtag.errors import ArchiveError, DataError, RecipeError, SeqtagError
-from seqtag.evaluation import headline
 from seqtag.io import read_archive, write_model_file
 from seqtag.modules.embedders import WordEmbedder
 from seqtag.tasks import transfer
-
-log = logging.getLogger(__name__)
 
 SPLITS = ("train", "dev", "test")
 T = TypeVar("T", bound="Task")
@@ -303,71 +298,3 @@ class Task(ABC):
         sizes = ", ".join(f"{name} {len(data)}" for name, data in splits.items())
         parameters = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         return f"task {self.name}: {sizes} examples; {parameters:,} trainable parameters"
-
-
-class Predictor(ABC):
-    """What :func:`seqtag.load` returns: a trained task behind the task's own API.
-
-    Every predictor offers :meth:`predict` (one input, in the task's terms),
-    :meth:`evaluate` (labelled examples) and the two file commands of the CLI,
-    :meth:`evaluate_file` and :meth:`predict_file`, which take the task's
-    file-format options as keywords (an option a task does not know is an error).
-    """
-
-    def __init__(self, task: Any, metrics: dict[str, Any] | None = None) -> None:
-        self.task = task
-        self.metrics = metrics or {}
-
-    @property
-    @abstractmethod
-    def labels(self) -> list[str]:
-        """What the model predicts (entity types, tags, classes)."""
-
-    @abstractmethod
-    def predict(self, *args: Any, **kwargs: Any) -> Any:
-        """The prediction for one input (raw text, a sentence and target, a tree)."""
-
-    def evaluate(self, examples: Sequence[Any], batch_size: int = 256) -> dict[str, Any]:
-        """Metrics on labelled examples of the task's own type."""
-        return self.task.evaluate(examples, batch_size)
-
-    @abstractmethod
-    def evaluate_file(self, path: str | Path, batch_size: int = 256, **options: Any) -> dict[str, Any]:
-        """Metrics on a labelled file in the task's format (``seqtag evaluate``)."""
-
-    @abstractmethod
-    def predict_file(self, path: str | Path, out: TextIO, batch_size: int = 256, **options: Any) -> int:
-        """Predict a file in the task's format and write the results to ``out`` (``seqtag predict``);
-        returns how many examples were written."""
-
-    def report(self, path: str | Path, metrics: dict[str, Any]) -> str:
-        """:meth:`evaluate_file`'s metrics as ``seqtag evaluate`` prints them."""
-        return f"{path}: {headline(metrics)}"
-
-    def use_onnx(self, path: str | Path | None, threads: int | None = None) -> None:
-        """Compute the network with ONNX Runtime from ``path`` (tasks that support it override this)."""
-        raise SeqtagError(f"the onnx runtime is for tagging models, this one is a {self.task.name} model")
-
-    def export_onnx(self, path: str | Path) -> Path:
-        """Write the network as an ONNX graph (tasks that support it override this)."""
-        raise SeqtagError("ONNX export is for tagging models")
-
-    @staticmethod
-    def summary(content: dict[str, Any]) -> list[str]:
-        """Task-specific lines ``seqtag info`` prints for a model file's parsed ``content``."""
-        return []
-
-    def reject(self, options: dict[str, Any]) -> None:
-        """SeqtagError when ``options`` holds a file option this task does not know."""
-        if options:
-            names = ", ".join("--" + name.replace("_", "-") for name in options)
-            raise SeqtagError(f"{names}: not an option for {self.task.name} models")
-
-
-class TextPredictor(Predictor):
-    """A predictor that takes raw text: ``tokenizer`` splits it as the model's recipe said
-    (the task's ``tokenizer_config``, stored in the model file)."""
-
-    def __init__(self, task: Any, metrics: dict[str, Any] | None = None) -> None:
-        super().__init__(task, metrics)
-        self.tokenizer = Tokenizer(task.tokenizer_config)

@@ -12,7 +12,7 @@ from seqtag.data.conll import Sentence, looks_like_conll, read_conll, read_token
 from seqtag.data.schemes import spans_from_tags
 from seqtag.evaluation import confusion_table, format_report
 from seqtag.io import atomic_write_text
-from seqtag.tasks.base import TextPredictor
+from seqtag.tasks.predictor import TextPredictor
 from seqtag.tasks.tagging.onnx import export_onnx
 from seqtag.tasks.tagging.task import Prediction, TaggingTask
 

@@ -9,7 +9,7 @@ from typing import Any, TextIO
 
 from seqtag.data.target import LABEL_NAMES, PLACEHOLDER, TargetExample, read_target_file
 from seqtag.errors import DataError
-from seqtag.tasks.base import TextPredictor
+from seqtag.tasks.predictor import TextPredictor
 from seqtag.tasks.target_sentiment.task import TargetSentimentTask
 
 Text = str | Sequence[str]

@@ -10,7 +10,7 @@ from typing import Any, TextIO, Union
 
 from seqtag.data.trees import Tree, iter_trees, parse_tree, read_trees
 from seqtag.errors import DataError
-from seqtag.tasks.base import Predictor
+from seqtag.tasks.predictor import Predictor
 from seqtag.tasks.tree_sentiment.task import SST_LABELS, TreeSentimentTask
 
 TreeInput = Union[str, Tree, Mapping[str, Any]]
