@@ -89,7 +89,7 @@ def worker_train(args: argparse.Namespace) -> dict:
                 average.update()
 
     run(warm)
-    task._encoded(timed)  # encoding is done once per training run, not per epoch: keep it out of the timing
+    task.encoded(timed)  # encoding is done once per training run, not per epoch: keep it out of the timing
     started = time.perf_counter()
     run(timed)
     seconds = time.perf_counter() - started

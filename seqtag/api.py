@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
+from seqtag.devices import resolve_device
 from seqtag.errors import SeqtagError
 from seqtag.registry import load_task, task_entry
 from seqtag.tasks.predictor import Predictor
@@ -11,7 +14,9 @@ from seqtag.training.run import run_recipe
 from seqtag.training.trainer import TrainResult
 
 
-def load(path: str | Path, runtime: str = "torch", onnx: str | Path | None = None) -> Predictor:
+def load(
+    path: str | Path, runtime: str = "torch", onnx: str | Path | None = None, device: str | torch.device | None = "auto"
+) -> Predictor:
     """Load a model file and return a ready predictor for its task.
 
     Args:
@@ -20,6 +25,8 @@ def load(path: str | Path, runtime: str = "torch", onnx: str | Path | None = Non
             Runtime from the file ``seqtag export`` writes (1.2-1.3x the tokens/s of
             PyTorch on this project's CPU, same tags).
         onnx: the ONNX file for ``runtime="onnx"`` (default: ``path`` with suffix ``.onnx``).
+        device: ``auto`` (a GPU when there is one), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``;
+            the ONNX runtime runs on the CPU.
 
     Returns:
         The task's predictor: :class:`~seqtag.tasks.tagging.predictor.TaggingPredictor`,
@@ -28,7 +35,13 @@ def load(path: str | Path, runtime: str = "torch", onnx: str | Path | None = Non
     """
     if runtime not in ("torch", "onnx"):
         raise SeqtagError(f"unknown runtime {runtime!r}; choose torch or onnx")
+    if runtime == "onnx":
+        if device not in (None, "auto", "cpu") and resolve_device(device).type != "cpu":
+            raise SeqtagError(f"the onnx runtime runs on the CPU, not on {device}")
+        device = "cpu"
+    target = resolve_device(device)
     task, metrics = load_task(path)
+    task.to(target)
     predictor = task_entry(task.name).predictor(task, metrics)
     if runtime == "onnx":
         predictor.use_onnx(Path(path).with_suffix(".onnx") if onnx is None else onnx)

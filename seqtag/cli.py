@@ -19,7 +19,8 @@ from seqtag.version import __version__
 
 
 def _train(args: argparse.Namespace) -> int:
-    result = train(args.recipe, args.set or [], args.output, args.resume)
+    overrides = [*(args.set or []), *([f"training.device={args.device}"] if args.device else [])]
+    result = train(args.recipe, overrides, args.output, args.resume)
     print(f"model: {result.model_path}")
     if result.selection is not None:
         print(f"dev chose {result.best_epoch} epochs: dev {headline(result.best_dev or {})}")
@@ -39,7 +40,7 @@ def _options(**values: object) -> dict[str, object]:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    predictor = load(args.model, args.runtime, args.onnx)
+    predictor = load(args.model, args.runtime, args.onnx, args.device)
     options = _options(word_column=args.word_column, label_column=args.label_column, confusion=args.confusion)
     metrics = predictor.evaluate_file(args.data, args.batch_size, **options)
     print(json.dumps(metrics, indent=2) if args.json else predictor.report(args.data, metrics))
@@ -47,7 +48,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    predictor = load(args.model, args.runtime, args.onnx)
+    predictor = load(args.model, args.runtime, args.onnx, args.device)
     options = _options(format=None if args.format == "auto" else args.format, word_column=args.word_column)
     if args.output is None:
         predictor.predict_file(args.input, sys.stdout, args.batch_size, **options)
@@ -132,7 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--batch-size", type=int, default=256)
     predict.set_defaults(func=_predict)
 
+    train.add_argument("--device", help="auto (default: a GPU when there is one), cpu, cuda, cuda:N or mps; "
+                       "the same as --set training.device=DEVICE")
     for command in (evaluate, predict):
+        command.add_argument("--device", default="auto", help="auto (default: a GPU when there is one), cpu, cuda, "
+                             "cuda:N or mps")
         command.add_argument("--runtime", choices=("torch", "onnx"), default="torch",
                              help="compute the tagger's network with PyTorch or ONNX Runtime (see seqtag export)")
         command.add_argument("--onnx", metavar="FILE", help="ONNX file for --runtime onnx (default: MODEL with suffix .onnx)")

@@ -12,13 +12,15 @@ any work starts. :func:`seqtag.registry.load_recipe` picks the task's class.
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from seqtag.data.files import split_names
+from seqtag.devices import DEVICE_NAMES
 from seqtag.errors import DataError, RecipeError
 
 
@@ -43,6 +45,10 @@ class TrainingConfig(Section):
     clip_grad_norm: float | None = Field(5.0, gt=0)
     loss_reduction: Literal["sum", "mean"] = "sum"
     threads: int | None = Field(None, ge=1, description="torch threads; default: all cores")
+    device: str = Field("auto", description="auto (a GPU when there is one), cpu, cuda, cuda:N or mps")
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32", description="CUDA mixed precision: bf16 or fp16 autocast (fp16 with loss scaling); the CRF stays fp32"
+    )
     average_decay: float | None = Field(
         None, gt=0, lt=1, description="evaluate and keep an exponential moving average of the weights (e.g. 0.999)"
     )
@@ -56,6 +62,15 @@ class TrainingConfig(Section):
     checkpoint_every_minutes: float | None = Field(
         5.0, gt=0, description="also checkpoint inside an epoch when this much time has passed since the last one"
     )
+
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        name = value.strip().lower()
+        if name not in ("auto", "cpu", "cuda", "mps") and not re.fullmatch(r"cuda:\d+", name):
+            raise ValueError(f"unknown device {value!r}; choose one of {', '.join(DEVICE_NAMES)}")
+        return name
 
 
 class EmbeddingsConfig(Section):

@@ -57,7 +57,15 @@ class Task(ABC):
     model: nn.Module
     words: WordIndex
     word_dim: int
+    #: Where the model and its batches live (:meth:`to`).
+    device: torch.device = torch.device("cpu")
     _encode_cache: tuple[Sequence[Any], list[Any]] | None = None
+
+    def to(self: T, device: torch.device | str) -> T:
+        """Move the model to ``device``; batches follow it there. Returns the task."""
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        return self
 
     # ------------------------------------------------------------------ reading
 

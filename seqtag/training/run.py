@@ -25,7 +25,7 @@ SELECTION = "selection"
 
 
 # Settings that may differ between a run and its resumption: they change neither data nor model.
-RESUMABLE_CHANGES = {"training.progress", "training.threads", "training.max_epochs", "training.patience",
+RESUMABLE_CHANGES = {"training.progress", "training.threads", "training.device", "training.max_epochs", "training.patience",
                      "training.checkpoint_every_steps", "training.checkpoint_every_minutes"}
 
 
