@@ -10,9 +10,12 @@ import sys
 from pathlib import Path
 
 from seqtag.api import load, train
+from seqtag.bulk import PredictJob, is_bulk
+from seqtag.bulk import predict as predict_files
 from seqtag.errors import SeqtagError
 from seqtag.evaluation import headline
-from seqtag.io import atomic_open, read_archive
+from seqtag.integrations.ray import ray_engine
+from seqtag.io import read_archive
 from seqtag.registry import TASKS
 from seqtag.training.trainer import TrainingInterrupted
 from seqtag.version import __version__
@@ -21,6 +24,8 @@ from seqtag.version import __version__
 def _train(args: argparse.Namespace) -> int:
     overrides = [*(args.set or []), *([f"training.device={args.device}"] if args.device else [])]
     result = train(args.recipe, overrides, args.output, args.resume)
+    if result.model_path is None:  # a distributed run's other processes: rank 0 reports
+        return 0
     print(f"model: {result.model_path}")
     if result.selection is not None:
         print(f"dev chose {result.best_epoch} epochs: dev {headline(result.best_dev or {})}")
@@ -48,14 +53,13 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    predictor = load(args.model, args.runtime, args.onnx, args.device)
-    options = _options(format=None if args.format == "auto" else args.format, word_column=args.word_column)
-    if args.output is None:
-        predictor.predict_file(args.input, sys.stdout, args.batch_size, **options)
-        return 0
-    with atomic_open(args.output, "w") as out:
-        count = predictor.predict_file(args.input, out, args.batch_size, **options)
-    print(f"wrote {count} predictions to {args.output}", file=sys.stderr)
+    if args.ray_address is not None and args.engine != "ray":
+        raise SeqtagError("--ray-address is for --engine ray")
+    job = PredictJob(args.model, args.input, args.output, args.format, args.word_column, args.batch_size, args.device,
+                     args.runtime, args.onnx, args.workers, args.threads, args.progress, overwrite=args.overwrite)
+    summary = predict_files(job, ray_engine(args.ray_address) if args.engine == "ray" else None)
+    if args.output is not None and not is_bulk(job):
+        print(f"wrote {summary.sentences} predictions to {args.output}", file=sys.stderr)
     return 0
 
 
@@ -121,16 +125,37 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--confusion", metavar="FILE", help="also write a tag confusion table (TSV: gold rows, predicted columns)")
     evaluate.set_defaults(func=_evaluate)
 
-    predict = commands.add_parser("predict", help="tag a file",
+    predict = commands.add_parser("predict", help="tag files",
                                   description="Predict a file in the format of the model's task: for taggers a CoNLL file (adds a predicted "
-                                              "column) or one pre-tokenised sentence per line; for target sentiment a 3-line "
-                                              "file; for tree sentiment one bracketed tree per line.")
+                                              "column), one pre-tokenised sentence per line, or raw text (--format text); for target "
+                                              "sentiment a 3-line file; for tree sentiment one bracketed tree per line. Taggers also "
+                                              "tag many or huge files into a folder (--output DIR): streamed in constant memory, "
+                                              "with --workers processes or Ray actors, resumable by running the same command again.")
     predict.add_argument("model", help="model file (model.seqtag)")
-    predict.add_argument("input", help="input file (taggers: CoNLL or one tokenised sentence per line)")
-    predict.add_argument("--output", "-o", metavar="FILE", help="write the predictions here (what stdout would show) instead of to stdout")
-    predict.add_argument("--format", choices=("auto", "conll", "tokens"), default="auto", help="input format (default: guess)")
+    predict.add_argument("input", nargs="+", metavar="INPUT",
+                         help="input file(s) (taggers: CoNLL, one tokenised sentence per line, or raw text with --format text)")
+    predict.add_argument("--output", "-o", metavar="FILE|DIR",
+                         help="one input: write the predictions here (what stdout would show); a folder (an existing one, a "
+                              "name ending in /, or with several inputs): one output per input, same name, written "
+                              "atomically and resumable (inputs whose output exists are skipped)")
+    predict.add_argument("--format", choices=("auto", "conll", "tokens", "text"), default="auto",
+                         help="taggers' input format: conll, tokens (one tokenised sentence per line), text (raw text, one "
+                              "paragraph per line: token/TAG lines, one per sentence, a blank line after each paragraph); "
+                              "default: guess conll or tokens")
     predict.add_argument("--word-column", type=int, help="token column of CoNLL input (default: the recipe's)")
     predict.add_argument("--batch-size", type=int, default=256)
+    predict.add_argument("--workers", type=int, default=1, metavar="N",
+                         help="tagging processes (or Ray actors), each loading the model once (default 1: this process)")
+    predict.add_argument("--threads", type=int, metavar="N",
+                         help="CPU threads in all, shared by the workers (default: all cores)")
+    predict.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                         help="progress (tokens/s, ETA) on stderr: a bar on a terminal, a line every 10 s otherwise "
+                              "(default: only on a terminal)")
+    predict.add_argument("--engine", choices=("local", "ray"), default="local",
+                         help="run the workers as local processes (default) or Ray actors (pip install 'seqtag[ray]')")
+    predict.add_argument("--ray-address", metavar="ADDR",
+                         help="Ray cluster for --engine ray, e.g. ray://head:10001 (default: start Ray on this machine)")
+    predict.add_argument("--overwrite", action="store_true", help="tag again inputs whose output exists in the folder")
     predict.set_defaults(func=_predict)
 
     train.add_argument("--device", help="auto (default: a GPU when there is one), cpu, cuda, cuda:N or mps; "

@@ -57,19 +57,24 @@ class SeqtagComponent:
         overwrite_ents: replace existing ``doc.ents`` (True) or keep them and
             add only non-overlapping predicted entities (False).
         batch_size: sentences per batch inside ``nlp.pipe``.
+        device: where the model runs: ``auto`` (a GPU when there is one), ``cpu``, ``cuda``,
+            ``cuda:N`` or ``mps``.
     """
 
-    def __init__(self, nlp: Language, name: str, model: str | None, overwrite_ents: bool, batch_size: int) -> None:
+    def __init__(
+        self, nlp: Language, name: str, model: str | None, overwrite_ents: bool, batch_size: int, device: str = "auto"
+    ) -> None:
         self.name = name
         self.overwrite_ents = overwrite_ents
         self.batch_size = batch_size
+        self.device = device
         self.model_path: Path | None = None
         self.tagger: Any = None
         if model:
             self._load(Path(model))
 
     def _load(self, path: Path) -> None:
-        self.tagger = load(path)
+        self.tagger = load(path, device=self.device)
         self.model_path = path
 
     def _require(self) -> Any:
@@ -167,13 +172,15 @@ class SeqtagComponent:
 
 @Language.factory(
     "seqtag",
-    default_config={"model": "", "overwrite_ents": False, "batch_size": 64},
+    default_config={"model": "", "overwrite_ents": False, "batch_size": 64, "device": "auto"},
     assigns=["doc.ents", "token.tag", f"token._.{CONFIDENCE}"],
     default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0},
 )
-def make_seqtag(nlp: Language, name: str, model: str, overwrite_ents: bool, batch_size: int) -> SeqtagComponent:
+def make_seqtag(
+    nlp: Language, name: str, model: str, overwrite_ents: bool, batch_size: int, device: str = "auto"
+) -> SeqtagComponent:
     """Factory of the ``seqtag`` component (see :class:`SeqtagComponent`)."""
-    return SeqtagComponent(nlp, name, model or None, overwrite_ents, batch_size)
+    return SeqtagComponent(nlp, name, model or None, overwrite_ents, batch_size, device)
 
 
 class SeqtagTokenizer:

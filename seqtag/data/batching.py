@@ -1,11 +1,16 @@
-"""Batching shared by every task: length-bucketed batch order and padding of index lists."""
+"""Batching shared by every task: length-bucketed batch order, padding of index lists, and moving a
+batch to a device."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from itertools import chain
+from typing import Any, TypeVar
 
 import torch
+
+B = TypeVar("B")
 
 
 def length_batches(lengths: Sequence[int], batch_size: int, generator: torch.Generator | None = None) -> list[list[int]]:
@@ -37,3 +42,23 @@ def pad(rows: Sequence[Sequence[int]], width: int | None = None) -> torch.Tensor
     out = torch.zeros(len(rows), width, dtype=torch.long)
     out[torch.arange(width).unsqueeze(0) < sizes.unsqueeze(1)] = torch.tensor(list(chain.from_iterable(rows)), dtype=torch.long)
     return out
+
+
+def to_device(batch: B, device: torch.device) -> B:
+    """``batch`` (a dataclass of tensors, lists of such dataclasses, and plain values) with every
+    tensor on ``device``; the batch itself when it is there already. Copies to a GPU are
+    asynchronous from pinned memory."""
+    if device.type == "cpu":
+        return batch
+    return _moved(batch, device)
+
+
+def _moved(value: Any, device: torch.device) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.to(device, non_blocking=True)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.replace(value, **{f.name: _moved(getattr(value, f.name), device)
+                                             for f in dataclasses.fields(value) if f.init})
+    if isinstance(value, list):
+        return [_moved(item, device) for item in value]
+    return value

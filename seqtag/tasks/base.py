@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from seqtag.config import Recipe, validate_recipe
-from seqtag.data.batching import length_batches
+from seqtag.data.batching import length_batches, to_device
 from seqtag.data.vocab import WordIndex
 from seqtag.embeddings import PretrainedVectors, recipe_vectors, word_vocabulary
 from seqtag.errors import ArchiveError, DataError, RecipeError, SeqtagError
@@ -248,6 +248,10 @@ class Task(ABC):
     def collate(self, items: Sequence[Any]) -> Any:
         """A batch of encoded examples as padded tensors."""
 
+    def batch(self, items: Sequence[Any]) -> Any:
+        """:meth:`collate` the encoded ``items`` and put the batch on the task's device."""
+        return to_device(self.collate(items), self.device)
+
     def trainable(self, encoded: Any) -> bool:
         """Whether an encoded example can be trained on (e.g. its labels were all seen in training)."""
         return True
@@ -267,10 +271,27 @@ class Task(ABC):
     ) -> Iterator[Any]:
         """Length-bucketed batches; with ``shuffle`` in random order (similar lengths together),
         skipping examples that cannot be trained on."""
+        for batch, _ in self.shards(examples, batch_size, shuffle, generator):
+            yield batch
+
+    def shards(
+        self,
+        examples: Sequence[Any],
+        batch_size: int,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> Iterator[tuple[Any, float]]:
+        """Process ``rank``'s shard of each of :meth:`batches`' batches (every ``world_size``-th
+        example), with its share of the batch's examples. A shard that would be empty (a batch
+        smaller than the world) is the batch's first example with share 0, so that every
+        process takes part in every step."""
         encoded = self.encoded(examples)
         usable = [i for i, e in enumerate(encoded) if self.trainable(e)] if shuffle else range(len(encoded))
         for order in length_batches([len(encoded[i]) for i in usable], batch_size, generator if shuffle else None):
-            yield self.collate([encoded[usable[i]] for i in order])
+            mine = order[rank::world_size]
+            yield self.batch([encoded[usable[i]] for i in mine or order[:1]]), len(mine) / len(order)
 
     def batch_size_of(self, batch: Any) -> int:
         """Number of examples in ``batch`` (for throughput figures)."""

@@ -100,6 +100,8 @@ def random_states(generator: torch.Generator) -> tuple[dict[str, torch.Tensor], 
     version, internal, gauss = random.getstate()
     name, keys, position, has_gauss, cached = np.random.get_state()
     tensors = {"torch": torch.get_rng_state(), "generator": generator.get_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # dropout masks drawn on GPUs
+        tensors.update({f"cuda.{i}": state for i, state in enumerate(torch.cuda.get_rng_state_all())})
     return tensors, {
         "python": [version, list(internal), gauss],
         "numpy": [name, keys.tolist(), int(position), int(has_gauss), float(cached)],
@@ -110,6 +112,9 @@ def restore_random_states(generator: torch.Generator, tensors: dict[str, torch.T
     """Inverse of :func:`random_states`."""
     torch.set_rng_state(tensors["torch"])
     generator.set_state(tensors["generator"])
+    cuda = [tensors[f"cuda.{i}"] for i in range(len(tensors)) if f"cuda.{i}" in tensors]
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
     version, internal, gauss = meta["python"]
     random.setstate((version, tuple(internal), gauss))
     name, keys, position, has_gauss, cached = meta["numpy"]

@@ -16,6 +16,7 @@ from seqtag.io import atomic_write_text
 from seqtag.registry import load_recipe, recipe_from_dict, task_entry
 from seqtag.tasks.base import Task
 from seqtag.training.checkpoint import CHECKPOINT_NAME
+from seqtag.training.distributed import Processes, from_environment
 from seqtag.training.trainer import Trainer, TrainResult, seed_everything
 
 log = logging.getLogger(__name__)
@@ -71,31 +72,48 @@ def run(recipe: Recipe, output: str | Path | None = None, resume: str | Path | N
 
     With ``training.refit`` (and a dev split) training takes two stages: early stopping on dev
     chooses the number of epochs, then a fresh model trains on train + dev for that many.
+    Started by ``torchrun`` with several processes, the processes train together
+    (seqtag.training.distributed); the result's ``model_path`` is None on all but rank 0.
     """
+    processes = from_environment(recipe.training.device)
+    try:
+        return _run(recipe, output, resume, processes)
+    finally:
+        processes.close()
+
+
+def _run(recipe: Recipe, output: str | Path | None, resume: str | Path | None, processes: Processes) -> TrainResult:
+    if not processes.is_main:
+        logging.getLogger("seqtag").setLevel(logging.WARNING)  # rank 0 tells the story
     if resume is not None:
         run_dir = Path(resume)
         _check_same_recipe(recipe, run_dir)
     else:
         run_dir = Path(output) if output is not None else Path("runs") / (recipe.name or recipe.task)
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "recipe.yaml", yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False))
+    if processes.is_main:
+        atomic_write_text(run_dir / "recipe.yaml", yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False))
     seed_everything(recipe.seed)  # model initialisation depends on it
     if recipe.training.threads:
         torch.set_num_threads(recipe.training.threads)
     task, splits = task_entry(recipe.task).task.from_recipe(recipe)
+    task.to(processes.device)
+    log.info("training on %s", processes.device)
     if recipe.training.refit and "dev" in splits:
-        selection = _selection_run(recipe, task, splits, run_dir, resume is not None)
+        selection = _selection_run(recipe, task, splits, run_dir, resume is not None, processes)
         del task  # free the selection model before the refit builds its own
-        return _refit(recipe, splits, selection, run_dir, resume is not None)
+        return _refit(recipe, splits, selection, run_dir, resume is not None, processes)
     if recipe.training.refit:
         log.warning("training.refit: there is no dev split to choose the number of epochs on; "
                     "training %d epochs on train and keeping the last", recipe.training.max_epochs)
-    result = Trainer(task, recipe.training, run_dir, recipe.seed).fit(splits, resume=resume is not None)
+    result = Trainer(task, recipe.training, run_dir, recipe.seed, processes).fit(splits, resume=resume is not None)
     log.info("best epoch %d; model saved to %s (%.0f s)", result.best_epoch, result.model_path, result.seconds)
     return result
 
 
-def _selection_run(recipe: Recipe, task: Task, splits: dict[str, list[Any]], run_dir: Path, resume: bool) -> TrainResult:
+def _selection_run(
+    recipe: Recipe, task: Task, splits: dict[str, list[Any]], run_dir: Path, resume: bool, processes: Processes
+) -> TrainResult:
     """First stage of ``training.refit``: early stopping on dev in ``run_dir/selection``.
 
     Its outcome is kept in ``selection.json`` there; a resumed run that finds it skips the stage.
@@ -108,27 +126,31 @@ def _selection_run(recipe: Recipe, task: Task, splits: dict[str, list[Any]], run
         return TrainResult(summary["best_epoch"], summary["dev"], summary["test"], summary["history"],
                            selection_dir / "model.seqtag", summary["seconds"])
     resume_selection = resume and (selection_dir / CHECKPOINT_NAME).exists()
-    selection = Trainer(task, recipe.training, selection_dir, recipe.seed).fit(splits, resume=resume_selection)
+    selection = Trainer(task, recipe.training, selection_dir, recipe.seed, processes).fit(splits, resume=resume_selection)
     summary = {"best_epoch": selection.best_epoch, "dev": selection.best_dev, "test": selection.test,
                "history": selection.history, "seconds": selection.seconds}
-    atomic_write_text(summary_path, json.dumps(summary, indent=2))
-    (selection_dir / CHECKPOINT_NAME).unlink(missing_ok=True)
+    processes.barrier()  # every process is past the selection run's checkpoint before it goes
+    if processes.is_main:
+        atomic_write_text(summary_path, json.dumps(summary, indent=2))
+        (selection_dir / CHECKPOINT_NAME).unlink(missing_ok=True)
     log.info("dev chose epoch %d (%.0f s)", selection.best_epoch, selection.seconds)
     return selection
 
 
-def _refit(recipe: Recipe, splits: dict[str, list[Any]], selection: TrainResult, run_dir: Path, resume: bool) -> TrainResult:
+def _refit(
+    recipe: Recipe, splits: dict[str, list[Any]], selection: TrainResult, run_dir: Path, resume: bool, processes: Processes
+) -> TrainResult:
     """Second stage of ``training.refit``: a fresh model (same seed) trained on train + dev for
     the epochs ``selection`` chose, in ``run_dir``; it is the run's model."""
     merged = {"train": [*splits["train"], *splits["dev"]], **({"test": splits["test"]} if "test" in splits else {})}
     log.info("refit: a fresh model on train + dev (%d + %d examples) for %d epochs", len(splits["train"]),
              len(splits["dev"]), selection.best_epoch)
     seed_everything(recipe.seed)  # the same initialisation as a fresh run
-    refit_task = task_entry(recipe.task).task.from_splits(recipe, merged)
+    refit_task = task_entry(recipe.task).task.from_splits(recipe, merged).to(processes.device)
     config = recipe.training.model_copy(update={"max_epochs": selection.best_epoch})
     resume_refit = resume and (run_dir / CHECKPOINT_NAME).exists()
     notes = {"refit": {"epochs": selection.best_epoch, "dev": selection.best_dev, "early_stopped_test": selection.test}}
-    result = Trainer(refit_task, config, run_dir, recipe.seed).fit(merged, resume=resume_refit, notes=notes)
+    result = Trainer(refit_task, config, run_dir, recipe.seed, processes).fit(merged, resume=resume_refit, notes=notes)
     result.best_epoch, result.best_dev, result.selection = selection.best_epoch, selection.best_dev, selection
     result.seconds += selection.seconds
     log.info("refit on train + dev for %d epochs; model saved to %s (%.0f s in all)", result.best_epoch,

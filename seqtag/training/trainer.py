@@ -31,6 +31,7 @@ from seqtag.training.checkpoint import (
     save_checkpoint,
     unprefixed,
 )
+from seqtag.training.distributed import Processes
 from seqtag.training.optim import learning_rate, make_optimizer
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,22 @@ class TrainingInterrupted(SeqtagError):
     """Training was stopped with Ctrl-C after saving a checkpoint."""
 
 
+class _Loss(torch.nn.Module):
+    """The task's training loss as a module's ``forward``, which DistributedDataParallel needs
+    (its gradient hooks run through ``forward``); the parameters are the task's model's."""
+
+    def __init__(self, task: Task) -> None:
+        super().__init__()
+        self.model = task.model
+        self.task = task  # not a module: the model is registered above
+
+    def forward(self, batch: Any, reduction: str) -> torch.Tensor:
+        return self.task.loss(batch, reduction)
+
+
+AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 @dataclass
 class _Progress:
     """Where a run stands; saved in checkpoints so that a resumed run continues exactly."""
@@ -119,19 +136,28 @@ class Trainer:
     raises :class:`TrainingDiverged` and leaves the last good checkpoint in place.
 
     Args:
-        task: the task (data encoding, loss, evaluation, model).
+        task: the task (data encoding, loss, evaluation, model), on its device.
         config: the recipe's ``training`` section.
         run_dir: where ``metrics.jsonl``, ``checkpoint.zip`` and ``model.seqtag`` go.
         seed: the recipe's seed.
+        processes: the processes of a distributed run (see seqtag.training.distributed): each
+            trains on its shard of every batch, rank 0 alone evaluates and writes files.
+            Default: this process alone.
     """
 
-    def __init__(self, task: Task, config: TrainingConfig, run_dir: str | Path, seed: int) -> None:
+    def __init__(
+        self, task: Task, config: TrainingConfig, run_dir: str | Path, seed: int, processes: Processes | None = None
+    ) -> None:
         self.task = task
         self.config = config
         self.run_dir = Path(run_dir)
         self.seed = seed
+        self.processes = processes or Processes(device=task.device)
         self.checkpoint_path = self.run_dir / CHECKPOINT_NAME
         self._interrupted = False
+        self._step: torch.nn.Module = _Loss(task)
+        self._amp: torch.dtype | None = None
+        self._scaler = torch.amp.GradScaler("cuda", enabled=False)
 
     # -- checkpoints -------------------------------------------------------------------
 
@@ -145,6 +171,8 @@ class Trainer:
         average: WeightAverage | None,
         started: float,
     ) -> None:
+        if not self.processes.is_main:
+            return
         optimizer_tensors, optimizer_meta = optimizer_to_checkpoint(optimizer)
         rng_tensors, rng_meta = random_states(generator)
         tensors = {
@@ -218,6 +246,8 @@ class Trainer:
     # -- training ------------------------------------------------------------------------
 
     def _log_metrics(self, record: dict[str, Any]) -> None:
+        if not self.processes.is_main:
+            return
         with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as out:
             out.write(json.dumps(record) + "\n")
 
@@ -238,7 +268,7 @@ class Trainer:
         """
         from tqdm import tqdm
 
-        config, task, model = self.config, self.task, self.task.model
+        config, task, model, processes = self.config, self.task, self.task.model, self.processes
         epoch = progress.epoch
         lr = learning_rate(config, epoch) if config.optimizer == "sgd" else config.lr
         for group in optimizer.param_groups:
@@ -247,31 +277,39 @@ class Trainer:
         started = last_checkpoint = time.perf_counter()
         parameters = [p for p in model.parameters() if p.requires_grad]
         bar = tqdm(total=len(train), initial=progress.epoch_seen, desc=f"epoch {epoch + 1}", unit="sent",
-                   disable=not config.progress, leave=False, dynamic_ncols=True)
+                   disable=not config.progress or not processes.is_main, leave=False, dynamic_ncols=True)
         every_steps = config.checkpoint_every_steps
         every_seconds = None if config.checkpoint_every_minutes is None else 60.0 * config.checkpoint_every_minutes
-        batches = task.batches(train, config.batch_size, shuffle=True, generator=generator)
+        batches = task.shards(train, config.batch_size, shuffle=True, generator=generator, rank=processes.rank,
+                              world_size=processes.world_size)
         for _ in range(progress.step):  # resumed mid-epoch: replay the batch order
             next(batches)
         if resume_rng is not None:
             resume_rng()
-        for batch in batches:
+        total = config.loss_reduction == "sum"
+        for batch, share in batches:
             optimizer.zero_grad(set_to_none=True)
-            loss = task.loss(batch, config.loss_reduction)
+            with torch.autocast(processes.device.type, dtype=self._amp, enabled=self._amp is not None):
+                loss = self._step(batch, config.loss_reduction)
             value = float(loss.detach())
             if not math.isfinite(value):
                 raise TrainingDiverged(
                     f"the training loss became {value} in epoch {epoch + 1}, step {progress.step + 1}; "
                     "lower training.lr or set training.clip_grad_norm"
                 )
-            loss.backward()
+            # Each process holds a shard of the batch and DistributedDataParallel averages the
+            # gradients: weigh the shard's loss so that the average is the whole batch's gradient.
+            scale = processes.world_size * ((1.0 if share else 0.0) if total else share)
+            self._scaler.scale(loss if scale == 1.0 else loss * scale).backward()
             if config.clip_grad_norm is not None:
+                self._scaler.unscale_(optimizer)
                 torch.nn.utils.clip_grad_norm_(parameters, config.clip_grad_norm, foreach=True)
-            optimizer.step()
+            self._scaler.step(optimizer)
+            self._scaler.update()
             if average is not None:
                 average.update()
-            size = task.batch_size_of(batch)
-            progress.epoch_loss += value if config.loss_reduction == "sum" else value * size
+            size = round(task.batch_size_of(batch) / share) if share else 0  # examples in the whole batch
+            progress.epoch_loss += (value / share if total else value * size) if share else 0.0
             progress.epoch_seen += size
             progress.step += 1
             bar.update(size)
@@ -281,11 +319,12 @@ class Trainer:
                             sent_s=f"{progress.epoch_seen / seconds:.0f}", refresh=False)
             due = (every_steps is not None and progress.step % every_steps == 0) or (
                 every_seconds is not None and now - last_checkpoint >= every_seconds)
-            if checkpoint is not None and (due or self._interrupted):
+            interrupted = processes.any(self._interrupted)  # every process stops at the same step
+            if checkpoint is not None and (due or interrupted):
                 progress.epoch_seconds, started = seconds, now
                 checkpoint()
                 last_checkpoint = time.perf_counter()
-                if self._interrupted:
+                if interrupted:
                     raise TrainingInterrupted(
                         f"interrupted in epoch {epoch + 1} after step {progress.step}; checkpoint saved to "
                         f"{self.checkpoint_path}.\nContinue with: seqtag train RECIPE --resume {self.run_dir}"
@@ -311,13 +350,33 @@ class Trainer:
             if handler_installed:
                 signal.signal(signal.SIGINT, previous)
 
+    def _decorrelate(self, progress: _Progress | None = None) -> None:
+        """In a distributed run, give each process other than rank 0 its own dropout masks (a
+        seed from the run's seed, its rank and where the run stands)."""
+        rank = self.processes.rank
+        if self.processes.distributed and rank > 0:
+            where = 0 if progress is None else 100_003 * progress.epoch + progress.step + 1
+            torch.manual_seed(self.seed + 7_919 * rank + 104_729 * where)
+
+    def _setup_precision(self) -> None:
+        """``training.precision``: autocast to bf16 / fp16 on CUDA (fp16 with loss scaling)."""
+        device = self.processes.device
+        self._amp = AUTOCAST.get(self.config.precision)
+        if self._amp is not None and device.type != "cuda":
+            log.warning("training.precision %s needs a CUDA device; training in fp32 on %s", self.config.precision, device)
+            self._amp = None
+        self._scaler = torch.amp.GradScaler("cuda", enabled=self._amp is torch.float16)
+
     def _fit(self, splits: dict[str, list[Any]], resume: bool, notes: dict[str, Any]) -> TrainResult:
-        config, task = self.config, self.task
+        config, task, processes = self.config, self.task, self.processes
+        main = processes.is_main
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._interrupted = False
         if config.threads:
             torch.set_num_threads(config.threads)
         generator = seed_everything(self.seed)
+        self._decorrelate()
+        self._setup_precision()
         optimizer = make_optimizer(task.parameter_groups(), config)
         average = WeightAverage(task.model, config.average_decay) if config.average_decay else None
         train, dev, test = splits["train"], splits.get("dev"), splits.get("test")
@@ -326,6 +385,9 @@ class Trainer:
         resume_rng = None
         if resume:
             progress, epoch_start_generator, best_state = self._load_checkpoint(optimizer, generator, average)
+            if not main:
+                best_state = None  # only rank 0 keeps the best weights (it saves the model)
+            self._decorrelate(progress)
             if progress.step:  # mid-epoch: replay this epoch's batch order, then restore the random state
                 saved_rng = (torch.get_rng_state(), generator.get_state(), random.getstate(), np.random.get_state())
                 generator.set_state(epoch_start_generator)
@@ -335,13 +397,20 @@ class Trainer:
                     generator.set_state(saved_rng[1])
                     random.setstate(saved_rng[2])
                     np.random.set_state(saved_rng[3])
-            with open(self.run_dir / "metrics.jsonl", "w", encoding="utf-8") as out:
-                out.writelines(json.dumps(record) + "\n" for record in progress.history)
+            if main:
+                with open(self.run_dir / "metrics.jsonl", "w", encoding="utf-8") as out:
+                    out.writelines(json.dumps(record) + "\n" for record in progress.history)
             log.info("resuming %s after epoch %d, step %d", self.run_dir, progress.epoch, progress.step)
         else:
             progress = _Progress()
-            (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
+            if main:
+                (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
             epoch_start_generator = generator.get_state()
+        self._step = processes.wrap(_Loss(task))  # after loading: every process starts from rank 0's weights
+        if processes.distributed:
+            shard = -(-config.batch_size // processes.world_size)
+            log.info("distributed: %d processes on %s, global batch %d (about %d per process)",
+                     processes.world_size, processes.device.type, config.batch_size, shard)
         started = time.perf_counter()
 
         def checkpoint() -> None:
@@ -360,16 +429,19 @@ class Trainer:
             record: dict[str, Any] = {"epoch": progress.epoch + 1, **trained}
             if average is not None:
                 average.swap()  # evaluate (and keep, if best) the averaged weights
-            if dev is not None:
-                record["dev"] = task.evaluate(dev, config.eval_batch_size)
-            if test is not None and config.evaluate_test_each_epoch:
-                record["test"] = task.evaluate(test, config.eval_batch_size)
+            if main:  # the others wait for its figures
+                if dev is not None:
+                    record["dev"] = task.evaluate(dev, config.eval_batch_size)
+                if test is not None and config.evaluate_test_each_epoch:
+                    record["test"] = task.evaluate(test, config.eval_batch_size)
+            record = processes.broadcast(record)
             record["elapsed_seconds"] = progress.elapsed + time.perf_counter() - started
             score = record["dev"][metric] if dev is not None else float(progress.epoch + 1)  # no dev: keep the last epoch
             improved = score > progress.best_score
             if improved:
                 progress.best_score, progress.best_epoch, progress.best_dev = score, progress.epoch + 1, record.get("dev")
-                best_state = {k: v.detach().clone() for k, v in task.model.named_parameters()}
+                if main:
+                    best_state = {k: v.detach().clone() for k, v in task.model.named_parameters()}
             if average is not None:
                 average.swap()
             record["best_epoch"] = progress.best_epoch
@@ -380,11 +452,14 @@ class Trainer:
             progress.step, progress.epoch_loss, progress.epoch_seen, progress.epoch_seconds = 0, 0.0, 0, 0.0
             epoch_start_generator = generator.get_state()
             checkpoint()
-            if self._interrupted:
+            if processes.any(self._interrupted):
                 raise TrainingInterrupted(
                     f"interrupted after epoch {progress.epoch}; checkpoint saved to {self.checkpoint_path}.\n"
                     f"Continue with: seqtag train RECIPE --resume {self.run_dir}"
                 )
+        seconds = progress.elapsed + time.perf_counter() - started
+        if not main:  # rank 0 evaluates and saves the best model
+            return TrainResult(progress.best_epoch, progress.best_dev, None, progress.history, seconds=seconds)
         if best_state is not None:
             self._load_weights(best_state)
         final_test = task.evaluate(test, config.eval_batch_size) if test is not None else None

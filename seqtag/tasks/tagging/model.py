@@ -102,7 +102,7 @@ class Tagger(nn.Module):
         words = batch.words
         if self.training and self.config.word_dropout > 0:
             candidates = self.replaceable[words.clamp(max=self.replaceable.size(0) - 1)] & (words < self.replaceable.size(0))
-            drop = candidates & (torch.rand(words.shape) < self.config.word_dropout)
+            drop = candidates & (torch.rand(words.shape, device=words.device) < self.config.word_dropout)
             words = words.masked_fill(drop, 1)  # 1 = <unk>
         parts = [self.words(words)]  # (B, T, word_dim)
         if self.chars is not None:
@@ -121,7 +121,8 @@ class Tagger(nn.Module):
         assert batch.tags is not None, "loss needs gold tags"
         emissions = self(batch)
         if self.crf is not None:
-            per_sentence = self.crf(emissions, batch.tags, batch.mask)  # (B,)
+            with torch.autocast(emissions.device.type, enabled=False):  # the forward algorithm in fp32
+                per_sentence = self.crf(emissions.float(), batch.tags, batch.mask)  # (B,)
         else:
             token_loss = nn.functional.cross_entropy(emissions.transpose(1, 2), batch.tags, reduction="none")
             per_sentence = (token_loss * batch.mask).sum(1)
@@ -132,7 +133,7 @@ class Tagger(nn.Module):
 
         ``emissions`` ``(B, T, K)``, if given, replace this network's own (e.g. from ONNX Runtime).
         """
-        emissions = self(batch) if emissions is None else emissions
+        emissions = (self(batch) if emissions is None else emissions).float()
         if self.crf is not None:
             return self.crf.decode(emissions, batch.mask)[0]
         return emissions.argmax(-1)
@@ -142,7 +143,7 @@ class Tagger(nn.Module):
 
         ``emissions`` as in :meth:`decode`.
         """
-        emissions = self(batch) if emissions is None else emissions
+        emissions = (self(batch) if emissions is None else emissions).float()
         if self.crf is None:
             if n_best > 1:
                 raise ValueError("n-best lists need a CRF decoder; this model uses softmax")

@@ -335,7 +335,7 @@ class TaggingTask(Task):
         pieces, plans = self._pieces(encoded)
         results: list[list[int]] = [[] for _ in pieces]
         for order in length_batches([len(e) for e in pieces], batch_size):
-            batch = self.collate([pieces[i] for i in order])
+            batch = self.batch([pieces[i] for i in order])
             best = self.model.decode(batch, self._emissions(batch)).tolist()
             for row, i in enumerate(order):
                 results[i] = best[row][: len(pieces[i])]
@@ -352,7 +352,7 @@ class TaggingTask(Task):
         pieces, plans = self._pieces([self.encode(s, with_tags=False) for s in sentences])
         tagged: list[tuple[list[int], list[float], list[tuple[list[str], float]]]] = [None] * len(pieces)  # type: ignore[list-item]
         for order in length_batches([len(e) for e in pieces], batch_size):
-            batch = self.collate([pieces[i] for i in order])
+            batch = self.batch([pieces[i] for i in order])
             decoded = self.model.decode_detailed(batch, n_best, self._emissions(batch))
             best = decoded.tags.tolist()
             chosen = decoded.marginals.gather(2, decoded.tags.unsqueeze(2)).squeeze(2).tolist()  # (B, T)

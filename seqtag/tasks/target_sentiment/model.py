@@ -106,7 +106,9 @@ class TargetLSTM(nn.Module):
         self.target_dropout = Dropout(target_dropout)
         self.output_dropout = Dropout(output_dropout)
         self.label_smoothing = label_smoothing
-        self.class_weights: torch.Tensor | None = None
+        # (C,) loss weights of the classes, or None; a buffer so that it follows the model's
+        # device, not persistent: model files do not hold it.
+        self.register_buffer("class_weights", None, persistent=False)
         self.cell = recurrent_cell(cell)
         self.left = self.cell.build(input_size, hidden_size)
         self.right = self.cell.build(input_size, hidden_size) if architecture != "lstm" else None

@@ -204,7 +204,7 @@ class TargetSentimentTask(Task):
         encoded = [self.encode(e) for e in examples]
         out = torch.zeros(len(encoded), len(self.labels))
         for order in length_batches([len(e) for e in encoded], batch_size):
-            out[order] = self.model.probabilities(self.collate([encoded[i] for i in order]))
+            out[order] = self.model.probabilities(self.batch([encoded[i] for i in order])).cpu()
         return out
 
     def evaluate(self, examples: Sequence[TargetExample], batch_size: int = 256) -> dict[str, Any]:

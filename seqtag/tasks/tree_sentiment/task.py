@@ -173,12 +173,12 @@ class TreeSentimentTask(Task):
         self.model.eval()
         results: list[torch.Tensor] = [None] * len(structures)  # type: ignore[list-item]
         for order in length_batches([len(s) for s in structures], batch_size):
-            batch = TreeBatch.build([structures[i] for i in order])
-            probabilities = self.model(batch).softmax(dim=-1)  # (N, outputs), node-table order
+            batch = self.batch([structures[i] for i in order])
+            probabilities = self.model(batch).softmax(dim=-1).cpu()  # (N, outputs), node-table order
             if len(self.decision_columns) != probabilities.size(1):
                 probabilities = probabilities[:, self.decision_columns]  # (N, C)
                 probabilities = probabilities / probabilities.sum(dim=-1, keepdim=True)
-            per_node = probabilities[batch.rows - 1]  # (N, C), input order
+            per_node = probabilities[batch.rows.cpu() - 1]  # (N, C), input order
             for k, i in enumerate(order):
                 results[i] = per_node[batch.offsets[k] : batch.offsets[k + 1]]
         return results

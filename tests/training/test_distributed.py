@@ -1,0 +1,128 @@
+"""torchrun / DistributedDataParallel on the CPU (gloo): the same weights as one process, rank 0 alone
+writes, a dead process ends the run, and a distributed run resumes."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from seqtag.io import read_archive
+from seqtag.registry import recipe_from_dict
+from seqtag.training.distributed import Processes
+from seqtag.training.run import run
+from tests.conftest import TINY_RECIPE
+
+
+def deterministic_recipe(corpus: Path, **training: object) -> dict:
+    """The tiny recipe without dropout (each process draws its own masks), one thread per process."""
+    recipe = copy.deepcopy(TINY_RECIPE)
+    recipe["data"] = {"dir": str(corpus), "label_column": 1}
+    recipe["model"]["dropout"] = 0.0
+    recipe["model"]["char"]["dropout"] = 0.0
+    recipe["training"].update({"max_epochs": 2, "batch_size": 8, "threads": 1, "checkpoint_every_minutes": None,
+                               **training})
+    return recipe
+
+
+def torchrun(recipe: Path, output: Path, *extra: str, processes: int = 2) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(processes), "--master-port",
+            str(29500 + os.getpid() % 1000), "-m", "seqtag.cli", "train", str(recipe), "--output", str(output), *extra]
+
+
+def assert_close_weights(a: Path, b: Path) -> None:
+    first, second = read_archive(a)["tensors"], read_archive(b)["tensors"]
+    assert first.keys() == second.keys()
+    for name in first:
+        torch.testing.assert_close(first[name], second[name], rtol=1e-4, atol=1e-4, msg=name)
+
+
+def test_shards_split_every_batch_and_keep_every_process_busy() -> None:
+    assert Processes(0, 2).shard([5, 1, 4, 2, 3]) == [5, 4, 3]
+    assert Processes(1, 2).shard([5, 1, 4, 2, 3]) == [1, 2]
+    assert Processes(1, 2).shard([7]) == []
+
+
+def test_torchrun_gives_the_one_process_weights_and_only_rank_0_writes(tiny_corpus: Path, tmp_path: Path) -> None:
+    data = deterministic_recipe(tiny_corpus)
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    alone = run(recipe_from_dict(copy.deepcopy(data)), tmp_path / "alone")
+    result = subprocess.run(torchrun(path, tmp_path / "two"), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("model: ") == 1  # rank 1 reports nothing
+    assert "global batch 8 (about 4 per process)" in result.stderr
+    folder = tmp_path / "two"
+    assert sorted(p.name for p in folder.iterdir()) == ["checkpoint.zip", "metrics.jsonl", "model.seqtag", "recipe.yaml"]
+    records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2]  # one writer
+    assert_close_weights(alone.model_path, folder / "model.seqtag")
+    assert records[-1]["dev"]["f1"] == pytest.approx(alone.history[-1]["dev"]["f1"], abs=0.5)
+
+
+def test_a_distributed_run_resumes(tiny_corpus: Path, tmp_path: Path) -> None:
+    """Stopped after epoch 1, resumed under torchrun for epoch 2: the weights of an uninterrupted run."""
+    data = deterministic_recipe(tiny_corpus)
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    whole = subprocess.run(torchrun(path, tmp_path / "whole"), capture_output=True, text=True, timeout=300)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    first = subprocess.run(torchrun(path, tmp_path / "parts", "--set", "training.max_epochs=1"), capture_output=True,
+                           text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-3000:]
+    second = subprocess.run(torchrun(path, tmp_path / "ignored", "--resume", str(tmp_path / "parts")),
+                            capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "resuming" in second.stderr
+    assert_close_weights(tmp_path / "whole" / "model.seqtag", tmp_path / "parts" / "model.seqtag")
+
+
+def _rank_pid(parent: int, rank: int) -> int | None:
+    """The worker process of ``rank`` among the descendants of ``parent`` (torchrun)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if f"RANK={rank}".encode() in environ and "TORCHELASTIC_RUN_ID".encode() in b"\0".join(environ) \
+                and int(stat[1]) == parent:
+            return int(entry.name)
+    return None
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the worker processes through /proc")
+def test_a_dead_process_ends_the_run_with_a_clear_message(tiny_corpus: Path, tmp_path: Path) -> None:
+    data = deterministic_recipe(tiny_corpus, max_epochs=500)
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    process = subprocess.Popen(torchrun(path, tmp_path / "run"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "run" / "checkpoint.zip").exists():  # training is under way
+            assert process.poll() is None and time.monotonic() < deadline, "training did not start"
+            time.sleep(0.1)
+        victim = _rank_pid(process.pid, 1)
+        assert victim is not None
+        os.kill(victim, signal.SIGKILL)
+        killed = time.monotonic()
+        _, stderr = process.communicate(timeout=60)  # bounded: no hang
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode != 0
+    assert time.monotonic() - killed < 60
+    assert "Root Cause" in stderr and "rank      : 1" in stderr and "SIGKILL" in stderr
