@@ -52,6 +52,8 @@ class Task(ABC):
     example_noun: ClassVar[str] = "examples"
     #: Module whose weights :meth:`warm_start` expects to copy (a warning names it otherwise).
     transfer_core: ClassVar[str] = ""
+    #: Whether a training batch may leave some parameters unused (distributed training must look for them).
+    may_skip_parameters: ClassVar[bool] = False
     main_metric: str
     recipe: Any
     model: nn.Module

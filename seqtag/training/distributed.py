@@ -62,14 +62,18 @@ class Processes:
         every rank, as the batch is sorted by length). Empty when the batch is smaller than the world."""
         return list(order[self.rank :: self.world_size])
 
-    def wrap(self, module: nn.Module) -> nn.Module:
-        """``module`` under DistributedDataParallel (gradients averaged across ranks in backward)."""
+    def wrap(self, module: nn.Module, find_unused_parameters: bool = False) -> nn.Module:
+        """``module`` under DistributedDataParallel (gradients averaged across ranks in backward).
+
+        ``find_unused_parameters``: a step may leave some parameters without a gradient (DDP then
+        looks for them after each forward pass, which costs a little)."""
         if not self.distributed:
             return module
         device_ids = [self.device.index] if self.device.type == "cuda" else None
         # Buffers never change in training (the frozen word table, constraint penalties): no
         # broadcast per step.
-        return nn.parallel.DistributedDataParallel(module, device_ids=device_ids, forward_sync_buffers=False)
+        return nn.parallel.DistributedDataParallel(module, device_ids=device_ids, forward_sync_buffers=False,
+                                                   find_unused_parameters=find_unused_parameters)
 
     def broadcast(self, value: Any) -> Any:
         """Rank 0's ``value`` on every rank (a JSON-like object)."""

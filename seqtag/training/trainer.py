@@ -406,7 +406,8 @@ class Trainer:
             if main:
                 (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
             epoch_start_generator = generator.get_state()
-        self._step = processes.wrap(_Loss(task))  # after loading: every process starts from rank 0's weights
+        # after loading: every process starts from rank 0's weights
+        self._step = processes.wrap(_Loss(task), find_unused_parameters=task.may_skip_parameters)
         if processes.distributed:
             shard = -(-config.batch_size // processes.world_size)
             log.info("distributed: %d processes on %s, global batch %d (about %d per process)",

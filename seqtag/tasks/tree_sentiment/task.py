@@ -50,6 +50,7 @@ class TreeSentimentTask(Task):
     name = "tree-sentiment"
     recipe_class = TreeSentimentRecipe
     example_noun = "trees"
+    may_skip_parameters = True  # a batch of one-word trees never reaches the composition weights
     main_metric = "root_accuracy"
 
     def __init__(self, recipe: TreeSentimentRecipe, words: WordIndex, word_dim: int, model: TreeSentimentModel | None = None) -> None:
