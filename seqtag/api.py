@@ -49,12 +49,17 @@ def load(
 
 
 def train(
-    recipe: str | Path, overrides: list[str] | None = None, output: str | Path | None = None, resume: str | Path | None = None
+    recipe: str | Path,
+    overrides: list[str] | None = None,
+    output: str | Path | None = None,
+    resume: str | Path | None = None,
+    force: bool = False,
 ) -> TrainResult:
     """Train from a recipe file (as ``seqtag train``); returns the :class:`~seqtag.training.trainer.TrainResult`.
 
     ``overrides`` are ``--set`` values (``key.path=value``); ``output`` is the run folder
-    (default ``runs/<recipe name>``); ``resume`` names a run folder whose checkpoint the
-    training continues from.
+    (default ``runs/<recipe name>``), which must not hold a run already unless ``force``
+    (which replaces it); ``resume`` names a run folder whose checkpoint the training
+    continues from.
     """
-    return run_recipe(recipe, overrides or [], output, resume)
+    return run_recipe(recipe, overrides or [], output, resume, force)

@@ -23,7 +23,7 @@ from seqtag.version import __version__
 
 def _train(args: argparse.Namespace) -> int:
     overrides = [*(args.set or []), *([f"training.device={args.device}"] if args.device else [])]
-    result = train(args.recipe, overrides, args.output, args.resume)
+    result = train(args.recipe, overrides, args.output, args.resume, args.force)
     if result.model_path is None:  # a distributed run's other processes: rank 0 reports
         return 0
     print(f"model: {result.model_path}")
@@ -109,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", action="append", metavar="KEY.PATH=VALUE",
                        help="override a recipe value, e.g. --set data.dir=../data/conll03 --set training.max_epochs=5 (repeatable)")
     train.add_argument("--output", "-o", metavar="DIR", help="run folder (default: runs/<recipe name>)")
+    train.add_argument("--force", action="store_true",
+                       help="replace the run the output folder holds (without it, seqtag refuses to overwrite a run)")
     train.add_argument("--resume", metavar="RUN_DIR",
                        help="continue the run in RUN_DIR from its checkpoint (after a crash, a kill or Ctrl-C)")
     train.set_defaults(func=_train)

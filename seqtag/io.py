@@ -65,6 +65,17 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
         raise
 
 
+def remove_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the temporary files :func:`atomic_open` left in ``folder`` when a process was killed
+    while writing (``.NAME.*.tmp``); returns them. Call it only while no other process writes there."""
+    removed = []
+    for path in Path(folder).glob(".*.tmp"):
+        if path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (see :func:`atomic_open`)."""
     with atomic_open(path, "wb") as out:
@@ -156,6 +167,36 @@ def read_archive(path: str | Path) -> dict[str, Any]:
             tensors[name] = tensors[name].float()
     return {"meta": meta, "recipe": members["recipe.json"], "vocab": members["vocab.json"],
             "metrics": members["metrics.json"], "tensors": tensors}
+
+
+def read_header(path: str | Path) -> dict[str, Any]:
+    """The ``meta`` and ``recipe`` of a model file, without reading its weights (cheap: to decide
+    how to run a model before loading it). Raises :class:`ArchiveError` as :func:`read_archive` does
+    for a missing, non-model or too-new file; the weights are checked only by :func:`read_archive`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArchiveError(f"{path}: no such model file")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            missing = [m for m in MEMBERS if m not in names]
+            if missing:
+                raise ArchiveError(f"{path}: not a seqtag model file (missing {', '.join(missing)})")
+            meta = _json(archive, "meta.json", path)
+            recipe = _json(archive, "recipe.json", path)
+    except zipfile.BadZipFile as error:
+        raise ArchiveError(f"{path}: not a seqtag model file or truncated ({error})") from None
+    except (zipfile.LargeZipFile, OSError, EOFError) as error:
+        raise ArchiveError(f"{path}: cannot read model file ({error})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ArchiveError(f"{path}: not a seqtag model file (format {meta.get('format') if isinstance(meta, dict) else None!r})")
+    version = meta.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ArchiveError(
+            f"{path}: written by seqtag {meta.get('seqtag_version')} in model format {version}; "
+            f"this seqtag ({__version__}) reads format {FORMAT_VERSION} and older: upgrade seqtag"
+        )
+    return {"meta": meta, "recipe": recipe if isinstance(recipe, dict) else {}}
 
 
 def _json(archive: zipfile.ZipFile, name: str, path: Path) -> Any:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
+from filelock import FileLock, Timeout
 
 from seqtag.config import Recipe
 from seqtag.errors import RecipeError
-from seqtag.io import atomic_write_text
+from seqtag.io import atomic_write_text, remove_temporaries
 from seqtag.registry import load_recipe, recipe_from_dict, task_entry
 from seqtag.tasks.base import Task
 from seqtag.training.checkpoint import CHECKPOINT_NAME
@@ -23,6 +25,10 @@ log = logging.getLogger(__name__)
 
 #: Sub-folder of a ``training.refit`` run holding the run that chose the number of epochs on dev.
 SELECTION = "selection"
+#: What a run writes into its folder; a folder holding any of them holds a run.
+RUN_FILES = ("recipe.yaml", "metrics.jsonl", CHECKPOINT_NAME, "model.seqtag", SELECTION)
+#: The advisory lock a live run holds on its folder.
+LOCK_NAME = ".seqtag.lock"
 
 
 # Settings that may differ between a run and its resumption: they change neither data nor model.
@@ -31,12 +37,17 @@ RESUMABLE_CHANGES = {"training.progress", "training.threads", "training.device",
 
 
 def run_recipe(
-    path: str | Path, overrides: list[str], output: str | Path | None = None, resume: str | Path | None = None
+    path: str | Path,
+    overrides: list[str],
+    output: str | Path | None = None,
+    resume: str | Path | None = None,
+    force: bool = False,
 ) -> TrainResult:
     """Train the recipe at ``path`` with ``--set`` ``overrides``; results go to ``output``
-    (default ``runs/<recipe name>``). With ``resume``, continue the run in that folder."""
+    (default ``runs/<recipe name>``). With ``resume``, continue the run in that folder; with
+    ``force``, replace the run an ``output`` folder holds."""
     recipe = load_recipe(path, overrides)
-    return run(recipe, output, resume)
+    return run(recipe, output, resume, force)
 
 
 def _flatten(data: dict, prefix: str = "") -> dict[str, object]:
@@ -67,31 +78,72 @@ def _check_same_recipe(recipe: Recipe, run_dir: Path) -> None:
         raise RecipeError(f"{run_dir}: cannot resume, the recipe differs from the one the run started with:\n" + "\n".join(lines))
 
 
-def run(recipe: Recipe, output: str | Path | None = None, resume: str | Path | None = None) -> TrainResult:
+def claim_run_folder(run_dir: Path, resume: bool, force: bool) -> FileLock:
+    """Lock ``run_dir`` for this run (an advisory lock the operating system drops when the process
+    ends) and make sure it may write there: a new run refuses a folder that holds a run unless
+    ``force`` (which deletes that run's files), a resumed run needs one. Temporary files of a
+    killed save are removed. Returns the held lock; release it when the run ends."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(run_dir / LOCK_NAME)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise RecipeError(f"{run_dir}: another seqtag run is using this folder; wait for it to end or choose "
+                          "another --output") from None
+    try:
+        existing = sorted(name for name in RUN_FILES if (run_dir / name).exists())
+        if existing and not resume:
+            if not force:
+                raise RecipeError(
+                    f"{run_dir}: holds a run already ({', '.join(existing)}). Continue it with --resume {run_dir}, "
+                    f"write elsewhere with --output DIR, or replace it with --force")
+            for name in existing:
+                target = run_dir / name
+                shutil.rmtree(target) if target.is_dir() else target.unlink()
+            log.warning("--force: deleted the earlier run in %s (%s)", run_dir, ", ".join(existing))
+        for folder in (run_dir, run_dir / SELECTION):
+            if folder.is_dir():
+                for path in remove_temporaries(folder):
+                    log.info("removed %s, left by a save that was killed", path)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def run(
+    recipe: Recipe, output: str | Path | None = None, resume: str | Path | None = None, force: bool = False
+) -> TrainResult:
     """Train a validated recipe; with ``resume`` (a run folder), continue that run from its checkpoint.
+
+    The run folder (``output``, default ``runs/<recipe name>``) belongs to one run: it is
+    locked while the run lasts, and a new run refuses a folder that holds one unless
+    ``force`` (see :func:`claim_run_folder`).
 
     With ``training.refit`` (and a dev split) training takes two stages: early stopping on dev
     chooses the number of epochs, then a fresh model trains on train + dev for that many.
     Started by ``torchrun`` with several processes, the processes train together
     (seqtag.training.distributed); the result's ``model_path`` is None on all but rank 0.
     """
+    run_dir = Path(resume) if resume is not None else Path(output) if output is not None else \
+        Path("runs") / (recipe.name or recipe.task)
     processes = from_environment(recipe.training.device)
+    # rank 0 owns the folder; the others follow it
+    lock = claim_run_folder(run_dir, resume is not None, force) if processes.is_main else None
     try:
-        return _run(recipe, output, resume, processes)
+        return _run(recipe, run_dir, resume is not None, processes)
     finally:
+        if lock is not None:
+            lock.release()
         processes.close()
 
 
-def _run(recipe: Recipe, output: str | Path | None, resume: str | Path | None, processes: Processes) -> TrainResult:
+def _run(recipe: Recipe, run_dir: Path, resume: bool, processes: Processes) -> TrainResult:
     if not processes.is_main:
         logging.getLogger("seqtag").setLevel(logging.WARNING)  # rank 0 tells the story
-    if resume is not None:
-        run_dir = Path(resume)
+    if resume:
         _check_same_recipe(recipe, run_dir)
-    else:
-        run_dir = Path(output) if output is not None else Path("runs") / (recipe.name or recipe.task)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if processes.is_main:
+    elif processes.is_main:  # written once: --resume checks against it
         atomic_write_text(run_dir / "recipe.yaml", yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False))
     seed_everything(recipe.seed)  # model initialisation depends on it
     if recipe.training.threads:
@@ -100,13 +152,13 @@ def _run(recipe: Recipe, output: str | Path | None, resume: str | Path | None, p
     task.to(processes.device)
     log.info("training on %s", processes.device)
     if recipe.training.refit and "dev" in splits:
-        selection = _selection_run(recipe, task, splits, run_dir, resume is not None, processes)
+        selection = _selection_run(recipe, task, splits, run_dir, resume, processes)
         del task  # free the selection model before the refit builds its own
-        return _refit(recipe, splits, selection, run_dir, resume is not None, processes)
+        return _refit(recipe, splits, selection, run_dir, resume, processes)
     if recipe.training.refit:
         log.warning("training.refit: there is no dev split to choose the number of epochs on; "
                     "training %d epochs on train and keeping the last", recipe.training.max_epochs)
-    result = Trainer(task, recipe.training, run_dir, recipe.seed, processes).fit(splits, resume=resume is not None)
+    result = Trainer(task, recipe.training, run_dir, recipe.seed, processes).fit(splits, resume=resume)
     log.info("best epoch %d; model saved to %s (%.0f s)", result.best_epoch, result.model_path, result.seconds)
     return result
 
