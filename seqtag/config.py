@@ -23,6 +23,12 @@ from seqtag.data.files import split_names
 from seqtag.devices import DEVICE_NAMES
 from seqtag.errors import DataError, RecipeError
 
+#: Bounds of a recipe's sizes, far above any sensible model: a model file cannot make seqtag build a
+#: network of absurd size before its weights are checked.
+MAX_SIZE = 2**16  # vector and state sizes
+MAX_LAYERS = 64  # stacked recurrent layers
+MAX_WINDOW = 64  # convolution widths
+
 
 class Section(BaseModel):
     """Base of all recipe sections: unknown keys are rejected."""
@@ -78,7 +84,7 @@ class EmbeddingsConfig(Section):
 
     pretrained: str | None = None
     format: Literal["auto", "word2vec", "word2vec-binary", "glove", "fasttext"] = "auto"
-    dim: int | None = Field(None, ge=1, description="needed without pretrained vectors")
+    dim: int | None = Field(None, ge=1, le=MAX_SIZE, description="needed without pretrained vectors")
     lowercase: bool = Field(False, description="look words up in lower case (GloVe 6B is uncased)")
     fine_tune: bool = True
     keep_pretrained: bool = Field(

@@ -37,3 +37,8 @@ class RecipeError(SeqtagError):
 
 class ArchiveError(SeqtagError):
     """A model file that cannot be loaded: wrong format, corrupted, too new."""
+
+
+def shorten(text: str, limit: int = 80) -> str:
+    """``text`` cut to about ``limit`` characters (a message never shows an unbounded user value)."""
+    return text if len(text) <= limit else f"{text[: limit - 20]}...({len(text):,} characters)"

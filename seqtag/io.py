@@ -30,15 +30,19 @@ from pathlib import Path
 from typing import IO, Any
 
 import torch
+from pydantic import BaseModel, ConfigDict, ValidationError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from seqtag.errors import ArchiveError
+from seqtag.errors import ArchiveError, shorten
 from seqtag.version import __version__
 
 FORMAT = "seqtag-model"
 FORMAT_VERSION = 1
 MEMBERS = ("meta.json", "recipe.json", "vocab.json", "weights.safetensors", "metrics.json")
+#: The most bytes each member may unpack to (far above what any model needs; a guard against zip bombs).
+MEMBER_LIMITS = {"meta.json": 2**16, "recipe.json": 2**20, "vocab.json": 2**29, "metrics.json": 2**26,
+                 "weights.safetensors": 2**34}
 # Float tensors stored in half precision (big, frozen tables) are listed in meta.json.
 HALF_PRECISION_SUFFIXES = ("words.frozen",)
 
@@ -126,45 +130,48 @@ def write_model_file(
     return Path(path)
 
 
-def read_archive(path: str | Path) -> dict[str, Any]:
-    """Open and verify a model file; returns its parsed members.
+class ModelMeta(BaseModel):
+    """``meta.json`` of a model file (other keys are kept: later versions may add some)."""
 
-    Raises :class:`ArchiveError` with one clear message for a missing,
-    truncated, corrupted, wrong-format or too-new file.
+    model_config = ConfigDict(extra="allow")
+
+    format: str
+    format_version: int
+    seqtag_version: str = "?"
+    task: str
+    weights_sha256: str
+    half_precision: list[str] = []
+
+
+def read_archive(path: str | Path) -> dict[str, Any]:
+    """Open and verify a model file; returns its parsed members (``meta``, ``recipe``, ``vocab``,
+    ``metrics``, ``tensors``).
+
+    Every member is read with a size limit (:data:`MEMBER_LIMITS`) before it is parsed, and
+    ``meta.json`` is checked against :class:`ModelMeta`. Raises :class:`ArchiveError` with one
+    clear message for a missing, truncated, corrupted, oversized, wrong-format or too-new file,
+    and for weights that are not finite.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ArchiveError(f"{path}: no such model file")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = set(archive.namelist())
-            missing = [m for m in MEMBERS if m not in names]
-            if missing:
-                raise ArchiveError(f"{path}: not a seqtag model file (missing {', '.join(missing)})")
-            meta = _json(archive, "meta.json", path)
-            if meta.get("format") != FORMAT:
-                raise ArchiveError(f"{path}: not a seqtag model file (format {meta.get('format')!r})")
-            version = meta.get("format_version")
-            if not isinstance(version, int) or version > FORMAT_VERSION:
-                raise ArchiveError(
-                    f"{path}: written by seqtag {meta.get('seqtag_version')} in model format {version}; "
-                    f"this seqtag ({__version__}) reads format {FORMAT_VERSION} and older: upgrade seqtag"
-                )
-            weights = archive.read("weights.safetensors")
-            members = {name: _json(archive, name, path) for name in ("recipe.json", "vocab.json", "metrics.json")}
-    except zipfile.BadZipFile as error:
-        raise ArchiveError(f"{path}: not a seqtag model file or truncated ({error})") from None
-    except (zipfile.LargeZipFile, OSError, EOFError) as error:
-        raise ArchiveError(f"{path}: cannot read model file ({error})") from None
-    if hashlib.sha256(weights).hexdigest() != meta.get("weights_sha256"):
+    with _open_model_file(path) as archive:
+        meta = _read_meta(archive, path)
+        weights = _member(archive, "weights.safetensors", path)
+        members = {name: _json(archive, name, path) for name in ("recipe.json", "vocab.json", "metrics.json")}
+    if hashlib.sha256(weights).hexdigest() != meta["weights_sha256"]:
         raise ArchiveError(f"{path}: the weights are corrupted (checksum mismatch)")
     try:
         tensors = load_safetensors(weights)
     except Exception as error:  # safetensors raises its own error types
-        raise ArchiveError(f"{path}: the weights cannot be read ({error})") from None
-    for name in meta.get("half_precision", []):
-        if name in tensors:
+        raise ArchiveError(f"{path}: the weights cannot be read ({shorten(str(error))})") from None
+    for name in meta["half_precision"]:
+        if name in tensors and tensors[name].is_floating_point():
             tensors[name] = tensors[name].float()
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ArchiveError(f"{path}: the weights are broken: {shorten(name)} holds NaN or infinite values")
+    for name, value in members.items():
+        if not isinstance(value, dict):
+            raise ArchiveError(f"{path}: {name} is corrupted (a JSON object expected, found {type(value).__name__})")
     return {"meta": meta, "recipe": members["recipe.json"], "vocab": members["vocab.json"],
             "metrics": members["metrics.json"], "tensors": tensors}
 
@@ -174,6 +181,15 @@ def read_header(path: str | Path) -> dict[str, Any]:
     how to run a model before loading it). Raises :class:`ArchiveError` as :func:`read_archive` does
     for a missing, non-model or too-new file; the weights are checked only by :func:`read_archive`."""
     path = Path(path)
+    with _open_model_file(path) as archive:
+        meta = _read_meta(archive, path)
+        recipe = _json(archive, "recipe.json", path)
+    return {"meta": meta, "recipe": recipe if isinstance(recipe, dict) else {}}
+
+
+@contextlib.contextmanager
+def _open_model_file(path: Path) -> Iterator[zipfile.ZipFile]:
+    """The model file's zip, with every member present; errors of the zip layer as ArchiveError."""
     if not path.is_file():
         raise ArchiveError(f"{path}: no such model file")
     try:
@@ -182,25 +198,48 @@ def read_header(path: str | Path) -> dict[str, Any]:
             missing = [m for m in MEMBERS if m not in names]
             if missing:
                 raise ArchiveError(f"{path}: not a seqtag model file (missing {', '.join(missing)})")
-            meta = _json(archive, "meta.json", path)
-            recipe = _json(archive, "recipe.json", path)
+            yield archive
     except zipfile.BadZipFile as error:
         raise ArchiveError(f"{path}: not a seqtag model file or truncated ({error})") from None
-    except (zipfile.LargeZipFile, OSError, EOFError) as error:
-        raise ArchiveError(f"{path}: cannot read model file ({error})") from None
+    except (zipfile.LargeZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as error:
+        raise ArchiveError(f"{path}: cannot read model file ({shorten(str(error))})") from None
+
+
+def _read_meta(archive: zipfile.ZipFile, path: Path) -> dict[str, Any]:
+    meta = _json(archive, "meta.json", path)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ArchiveError(f"{path}: not a seqtag model file (format {meta.get('format') if isinstance(meta, dict) else None!r})")
+        found = meta.get("format") if isinstance(meta, dict) else None
+        raise ArchiveError(f"{path}: not a seqtag model file (format {shorten(repr(found))})")
     version = meta.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise ArchiveError(
-            f"{path}: written by seqtag {meta.get('seqtag_version')} in model format {version}; "
-            f"this seqtag ({__version__}) reads format {FORMAT_VERSION} and older: upgrade seqtag"
+            f"{path}: written by seqtag {shorten(str(meta.get('seqtag_version')))} in model format "
+            f"{shorten(str(version))}; this seqtag ({__version__}) reads format {FORMAT_VERSION} and older: upgrade seqtag"
         )
-    return {"meta": meta, "recipe": recipe if isinstance(recipe, dict) else {}}
+    try:
+        return ModelMeta.model_validate(meta).model_dump()
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()[:5])
+        raise ArchiveError(f"{path}: meta.json is corrupted ({shorten(problems, 300)})") from None
+
+
+def _member(archive: zipfile.ZipFile, name: str, path: Path) -> bytes:
+    """Member ``name``, refused when it is (or unpacks to) more than its :data:`MEMBER_LIMITS` bytes."""
+    limit = MEMBER_LIMITS[name]
+    shown = f"{limit // 2**20} MB" if limit >= 2**20 else f"{limit // 2**10} KB"
+    if archive.getinfo(name).file_size > limit:
+        raise ArchiveError(f"{path}: {name} is larger than {shown}; not a model file seqtag wrote")
+    with archive.open(name) as member:
+        data = member.read(limit + 1)
+    if len(data) > limit:  # the zip's size field lied: a zip bomb
+        raise ArchiveError(f"{path}: {name} unpacks to more than {shown}; not a model file seqtag wrote")
+    return data
 
 
 def _json(archive: zipfile.ZipFile, name: str, path: Path) -> Any:
     try:
-        return json.loads(archive.read(name).decode("utf-8"))
+        return json.loads(_member(archive, name, path).decode("utf-8"))
+    except RecursionError:
+        raise ArchiveError(f"{path}: {name} is corrupted (nested too deeply)") from None
     except (ValueError, UnicodeDecodeError) as error:
-        raise ArchiveError(f"{path}: {name} is corrupted ({error})") from None
+        raise ArchiveError(f"{path}: {name} is corrupted ({shorten(str(error))})") from None

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from seqtag.config import Recipe, read_recipe_file, validate_recipe
-from seqtag.errors import ArchiveError, RecipeError
+from seqtag.errors import ArchiveError, RecipeError, shorten
 from seqtag.io import read_archive
 from seqtag.tasks.base import Task
 from seqtag.tasks.predictor import Predictor
@@ -93,6 +93,6 @@ def load_task(path: str | Path) -> tuple[Task, dict[str, Any]]:
     name = content["meta"].get("task")
     entry = TASKS.get(name)
     if entry is None:
-        raise ArchiveError(f"{path}: unknown task {name!r}; known: {', '.join(TASKS)}")
+        raise ArchiveError(f"{path}: unknown task {shorten(repr(name))}; known: {', '.join(TASKS)}")
     return entry.task.from_archive(content, path), content["metrics"]
 

@@ -128,4 +128,9 @@ class WordIndex:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "WordIndex":
-        return cls(Vocabulary.from_json(data["words"]), int(data["num_trainable_words"]), bool(data["lowercase"]))
+        """The index a model file stores (:meth:`to_json`); ValueError when its parts disagree."""
+        vocab = Vocabulary.from_json(data["words"])
+        num_trainable = int(data["num_trainable_words"])
+        if not 2 <= num_trainable <= len(vocab):
+            raise ValueError(f"num_trainable_words is {num_trainable}, not between 2 and the {len(vocab)} words")
+        return cls(vocab, num_trainable, bool(data["lowercase"]))

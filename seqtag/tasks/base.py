@@ -27,13 +27,38 @@ from seqtag.config import Recipe, validate_recipe
 from seqtag.data.batching import length_batches, to_device
 from seqtag.data.vocab import WordIndex
 from seqtag.embeddings import PretrainedVectors, recipe_vectors, word_vocabulary
-from seqtag.errors import ArchiveError, DataError, RecipeError, SeqtagError
+from seqtag.errors import ArchiveError, DataError, RecipeError, SeqtagError, shorten
 from seqtag.io import read_archive, write_model_file
 from seqtag.modules.embedders import WordEmbedder
 from seqtag.tasks import transfer
 
 SPLITS = ("train", "dev", "test")
 T = TypeVar("T", bound="Task")
+
+
+def check_tensors(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -> None:
+    """ValueError unless ``found`` has exactly the names, shapes and dtypes of ``expected`` (a model's
+    state dict); the message lists a few of each kind of difference, never all of them."""
+
+    def some(names: list[str]) -> str:
+        return ", ".join(shorten(name, 60) for name in names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+    problems = []
+    missing = [name for name in expected if name not in found]
+    unexpected = [name for name in found if name not in expected]
+    if missing:
+        problems.append(f"{len(missing)} tensor(s) missing ({some(missing)})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected tensor(s) ({some(unexpected)})")
+    wrong = [name for name, tensor in expected.items() if name in found
+             and (found[name].shape != tensor.shape or found[name].dtype != tensor.dtype)]
+    if wrong:
+        name = wrong[0]
+        problems.append(f"{shorten(name, 60)} is {found[name].dtype} {tuple(found[name].shape)}, the model's recipe "
+                        f"and vocabularies need {expected[name].dtype} {tuple(expected[name].shape)}"
+                        + (f" ({len(wrong) - 1} more tensor(s) differ)" if len(wrong) > 1 else ""))
+    if problems:
+        raise ValueError("; ".join(problems))
 
 
 class Task(ABC):
@@ -208,8 +233,16 @@ class Task(ABC):
 
     @classmethod
     def from_state(cls: type[T], recipe: Any, vocab: dict[str, Any], tensors: dict[str, torch.Tensor]) -> T:
-        """Rebuild a trained task from a model file's contents."""
-        task = cls.from_vocab(recipe, vocab)
+        """Rebuild a trained task from a model file's contents.
+
+        The model is first built on PyTorch's ``meta`` device (shapes only, no memory), so the
+        sizes the file's recipe and vocabularies declare are checked against its tensors before
+        anything is allocated; ValueError names what does not match.
+        """
+        with torch.device("meta"):
+            task = cls.from_vocab(recipe, vocab)
+        check_tensors(task.model.state_dict(), tensors)
+        task.model.to_empty(device="cpu")
         task.model.load_state_dict(tensors, strict=True)
         task.model.eval()
         return task
@@ -223,11 +256,15 @@ class Task(ABC):
     def from_archive(cls: type[T], content: dict[str, Any], path: str | Path) -> T:
         """The task stored in a model file's parsed ``content`` (see :func:`seqtag.io.read_archive`);
         ArchiveError naming ``path`` when it is inconsistent."""
+        declared = content["recipe"].get("task", "tagging")
+        if declared != cls.name:
+            raise ArchiveError(f"{path}: inconsistent model file (meta.json says task {shorten(repr(cls.name))}, "
+                               f"recipe.json is a {shorten(repr(declared))} recipe)")
         try:
             recipe = validate_recipe(content["recipe"], cls.recipe_class)
             return cls.from_state(recipe, content["vocab"], content["tensors"])
-        except SeqtagError as error:
-            raise ArchiveError(f"{path}: {error}") from None
+        except SeqtagError as error:  # one line: the recipe's list of problems joined
+            raise ArchiveError(f"{path}: " + str(error).replace(":\n  - ", ": ").replace("\n  - ", "; ")) from None
         except (KeyError, TypeError, ValueError, RuntimeError) as error:
             raise ArchiveError(f"{path}: inconsistent model file ({type(error).__name__}: {error})") from None
 

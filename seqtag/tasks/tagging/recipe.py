@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from seqtag.config import Section, TextRecipe
+from seqtag.config import MAX_LAYERS, MAX_SIZE, MAX_WINDOW, Section, TextRecipe
 from seqtag.data.files import split_names
 from seqtag.data.schemes import SCHEMES, normalize_scheme
 from seqtag.modules.recurrent import CellName
@@ -16,10 +16,10 @@ class CharConfig(Section):
     """Character encoder of each word."""
 
     encoder: Literal["cnn", "lstm", "none"] = "cnn"
-    dim: int = Field(30, ge=1)
-    filters: int = Field(30, ge=1)
-    kernel_size: int = Field(3, ge=1)
-    hidden_size: int = Field(25, ge=1)
+    dim: int = Field(30, ge=1, le=MAX_SIZE)
+    filters: int = Field(30, ge=1, le=MAX_SIZE)
+    kernel_size: int = Field(3, ge=1, le=MAX_WINDOW)
+    hidden_size: int = Field(25, ge=1, le=MAX_SIZE)
     dropout: float = Field(0.5, ge=0, lt=1)
     cell: CellName = Field("lstm", description="recurrent cell of the character BiRNN (encoder: lstm): lstm or gru")
 
@@ -28,8 +28,8 @@ class RNNConfig(Section):
     """The sentence encoder: a stacked bidirectional RNN."""
 
     cell: CellName = Field("lstm", description="recurrent cell: lstm or gru (seqtag.modules.recurrent)")
-    hidden_size: int = Field(200, ge=1, description="per direction")
-    num_layers: int = Field(1, ge=1)
+    hidden_size: int = Field(200, ge=1, le=MAX_SIZE, description="per direction")
+    num_layers: int = Field(1, ge=1, le=MAX_LAYERS)
     dropout: float = Field(0.5, ge=0, lt=1, description="between stacked layers")
 
 
@@ -43,8 +43,8 @@ class TaggerModelConfig(Section):
 
     tag_scheme: str = Field("iobes", description="scheme the model is trained in; predictions are converted back")
     char: CharConfig = CharConfig()
-    casing_dim: int = Field(0, ge=0, description="size of casing-feature embeddings; 0 turns them off")
-    feature_dim: int = Field(20, ge=1, description="size of the embedding of each data.feature_columns column")
+    casing_dim: int = Field(0, ge=0, le=MAX_SIZE, description="size of casing-feature embeddings; 0 turns them off")
+    feature_dim: int = Field(20, ge=1, le=MAX_SIZE, description="size of the embedding of each data.feature_columns column")
     encoder: RNNConfig = RNNConfig()
     dropout: float = Field(0.5, ge=0, lt=1, description="on the word representation and the encoder output")
     word_dropout: float = Field(

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from seqtag.config import Section, TextRecipe
+from seqtag.config import MAX_SIZE, Section, TextRecipe
 from seqtag.modules.recurrent import CellName
 
 
@@ -28,7 +28,7 @@ class TargetModelConfig(Section):
     """LSTM / TD-LSTM / TC-LSTM (Tang et al. 2015)."""
 
     architecture: Literal["lstm", "td-lstm", "tc-lstm"] = "td-lstm"
-    hidden_size: int = Field(100, ge=1, description="state size of each LSTM")
+    hidden_size: int = Field(100, ge=1, le=MAX_SIZE, description="state size of each LSTM")
     cell: CellName = Field("lstm", description="recurrent cell of the LSTMs: lstm or gru (seqtag.modules.recurrent)")
     dropout: float = Field(0.0, ge=0, lt=1, description="on the word vectors the LSTMs read")
     output_dropout: float = Field(0.0, ge=0, lt=1, description="on the final states before the softmax layer")

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from seqtag.config import EmbeddingsConfig, Recipe, Section, TrainingConfig
+from seqtag.config import MAX_SIZE, EmbeddingsConfig, Recipe, Section, TrainingConfig
 
 
 class TreeDataConfig(Section):
@@ -41,7 +41,7 @@ class TreeLSTMModelConfig(Section):
 
     cell: Literal["binary", "childsum"] = Field("binary", description="binary (N-ary, N=2) or Child-Sum Tree-LSTM")
     memory: int | None = Field(
-        None, ge=1, description="memory size; default the paper's: 150 for binary, 168 for Child-Sum"
+        None, ge=1, le=MAX_SIZE, description="memory size; default the paper's: 150 for binary, 168 for Child-Sum"
     )
     dropout: float = Field(0.5, ge=0, lt=1, description="on node states before the classifier")
     input_dropout: float = Field(0.0, ge=0, lt=1, description="on word vectors")
