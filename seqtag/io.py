@@ -224,8 +224,12 @@ def _read_meta(archive: zipfile.ZipFile, path: Path) -> dict[str, Any]:
 
 
 def _member(archive: zipfile.ZipFile, name: str, path: Path) -> bytes:
-    """Member ``name``, refused when it is (or unpacks to) more than its :data:`MEMBER_LIMITS` bytes."""
-    limit = MEMBER_LIMITS[name]
+    return read_member(archive, name, MEMBER_LIMITS[name], path)
+
+
+def read_member(archive: zipfile.ZipFile, name: str, limit: int, path: str | Path) -> bytes:
+    """Member ``name`` of a zip, refused (ArchiveError naming ``path``) when it is, or unpacks to,
+    more than ``limit`` bytes: a zip bomb never gets further than ``limit`` bytes into memory."""
     shown = f"{limit // 2**20} MB" if limit >= 2**20 else f"{limit // 2**10} KB"
     if archive.getinfo(name).file_size > limit:
         raise ArchiveError(f"{path}: {name} is larger than {shown}; not a model file seqtag wrote")

@@ -14,15 +14,16 @@ import json
 import random
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
+from pydantic import BaseModel, Field, ValidationError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from seqtag.errors import ArchiveError
-from seqtag.io import atomic_write_bytes
+from seqtag.errors import ArchiveError, shorten
+from seqtag.io import atomic_write_bytes, read_member
 
 CHECKPOINT_NAME = "checkpoint.zip"
 CHECKPOINT_FORMAT = "seqtag-checkpoint"
@@ -40,23 +41,80 @@ def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], state: d
     atomic_write_bytes(path, buffer.getvalue())
 
 
+class Progress(BaseModel):
+    """Where a run stood (the trainer's ``_Progress``)."""
+
+    epoch: int = Field(ge=0)
+    step: int = Field(ge=0)
+    epoch_loss: float
+    epoch_seen: int = Field(ge=0)
+    epoch_seconds: float
+    elapsed: float
+    best_score: float | None
+    best_epoch: int
+    best_dev: dict[str, Any] | None
+    history: list[dict[str, Any]]
+
+
+class OptimizerState(BaseModel):
+    param_groups: list[dict[str, Any]]
+    scalars: dict[str, dict[str, Any]]
+
+
+class RandomStates(BaseModel):
+    python: tuple[int, list[int], float | None]
+    numpy: tuple[str, list[int], int, int, float]
+
+
+class CheckpointState(BaseModel):
+    """``state.json`` of a checkpoint, checked before any of it is used."""
+
+    format: Literal["seqtag-checkpoint"]
+    format_version: int
+    progress: Progress
+    optimizer: OptimizerState
+    rng: RandomStates
+    seed: int
+
+
+#: The most bytes each member of a checkpoint may unpack to.
+CHECKPOINT_LIMITS = {"state.json": 2**27, "tensors.safetensors": 2**35}
+
+
 def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Read a checkpoint written by :func:`save_checkpoint`; returns (tensors, state)."""
+    """Read a checkpoint written by :func:`save_checkpoint`; returns (tensors, state).
+
+    Members are read with size limits and ``state.json`` is checked against
+    :class:`CheckpointState`; anything wrong is one :class:`ArchiveError`.
+    """
     path = Path(path)
     if not path.is_file():
         raise ArchiveError(f"{path}: no checkpoint to resume from")
     try:
         with zipfile.ZipFile(path) as archive:
-            state = json.loads(archive.read("state.json").decode("utf-8"))
-            tensors = load_safetensors(archive.read("tensors.safetensors"))
-    except (zipfile.BadZipFile, KeyError, ValueError, UnicodeDecodeError, OSError) as error:
-        raise ArchiveError(f"{path}: not a readable seqtag checkpoint ({error})") from None
-    except Exception as error:  # safetensors raises its own error types
-        raise ArchiveError(f"{path}: the checkpoint's tensors cannot be read ({error})") from None
-    if state.get("format") != CHECKPOINT_FORMAT or not isinstance(state.get("format_version"), int):
+            names = set(archive.namelist())
+            if not set(CHECKPOINT_LIMITS) <= names:
+                raise ArchiveError(f"{path}: not a seqtag checkpoint (members {shorten(', '.join(sorted(names)))})")
+            state = json.loads(read_member(archive, "state.json", CHECKPOINT_LIMITS["state.json"], path).decode("utf-8"))
+            weights = read_member(archive, "tensors.safetensors", CHECKPOINT_LIMITS["tensors.safetensors"], path)
+    except RecursionError:
+        raise ArchiveError(f"{path}: not a readable seqtag checkpoint (state.json nested too deeply)") from None
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, UnicodeDecodeError, OSError, EOFError,
+            NotImplementedError, RuntimeError) as error:
+        raise ArchiveError(f"{path}: not a readable seqtag checkpoint ({shorten(str(error))})") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or not isinstance(state.get("format_version"), int):
         raise ArchiveError(f"{path}: not a seqtag checkpoint")
     if state["format_version"] > CHECKPOINT_VERSION:
         raise ArchiveError(f"{path}: written by a newer seqtag (checkpoint format {state['format_version']}); upgrade seqtag")
+    try:
+        CheckpointState.model_validate(state)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()[:3])
+        raise ArchiveError(f"{path}: the checkpoint is corrupted ({shorten(problems, 300)})") from None
+    try:
+        tensors = load_safetensors(weights)
+    except Exception as error:  # safetensors raises its own error types
+        raise ArchiveError(f"{path}: the checkpoint's tensors cannot be read ({shorten(str(error))})") from None
     return tensors, state
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from seqtag.config import TrainingConfig
-from seqtag.errors import SeqtagError
+from seqtag.errors import SeqtagError, shorten
 from seqtag.tasks.base import Task
 from seqtag.training.checkpoint import (
     CHECKPOINT_NAME,
@@ -206,7 +206,7 @@ class Trainer:
         buffers = {name for name, _ in model.named_buffers()}
         absent = [name for name in missing if name not in buffers]
         if absent or unexpected:
-            raise KeyError(f"missing {absent}, unexpected {unexpected}")
+            raise KeyError(f"{len(absent)} tensor(s) missing {absent[:3]}, {len(unexpected)} unexpected {unexpected[:3]}")
 
     def _load_checkpoint(
         self, optimizer: torch.optim.Optimizer, generator: torch.Generator, average: WeightAverage | None
@@ -228,12 +228,18 @@ class Trainer:
                 raise SeqtagError(f"{self.checkpoint_path}: has no weight average; the run was started without training.average_decay")
             for i, tensor in enumerate(average.average):
                 tensor.copy_(stored[str(i)])
-        restore_random_states(generator, unprefixed("rng.", tensors), state["rng"])
+        try:
+            restore_random_states(generator, unprefixed("rng.", tensors), state["rng"])
+            epoch_start = tensors["epoch_start_generator"]
+            torch.Generator().set_state(epoch_start)  # checked now, used when the epoch is replayed
+        except (RuntimeError, ValueError, TypeError, KeyError, IndexError) as error:
+            raise SeqtagError(f"{self.checkpoint_path}: the checkpoint's random states are corrupted "
+                              f"({type(error).__name__}: {shorten(str(error))})") from None
         progress = _Progress(**state["progress"])
         if progress.best_score is None:
             progress.best_score = -math.inf
         best_state = unprefixed("best.", tensors) or None
-        return progress, tensors["epoch_start_generator"], best_state
+        return progress, epoch_start, best_state
 
     # -- Ctrl-C --------------------------------------------------------------------------
 
@@ -282,8 +288,10 @@ class Trainer:
         every_seconds = None if config.checkpoint_every_minutes is None else 60.0 * config.checkpoint_every_minutes
         batches = task.shards(train, config.batch_size, shuffle=True, generator=generator, rank=processes.rank,
                               world_size=processes.world_size)
-        for _ in range(progress.step):  # resumed mid-epoch: replay the batch order
-            next(batches)
+        for done in range(progress.step):  # resumed mid-epoch: replay the batch order
+            if next(batches, None) is None:
+                raise SeqtagError(f"{self.checkpoint_path}: the checkpoint is at step {progress.step} of epoch {epoch + 1}, "
+                                  f"but the epoch has {done} batches: it does not belong to this recipe and data")
         if resume_rng is not None:
             resume_rng()
         total = config.loss_reduction == "sum"
