@@ -6,13 +6,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
 from seqtag.api import load, train
 from seqtag.bulk import PredictJob, is_bulk
 from seqtag.bulk import predict as predict_files
-from seqtag.errors import SeqtagError
+from seqtag.errors import SeqtagError, shorten
 from seqtag.evaluation import headline
 from seqtag.integrations.ray import ray_engine
 from seqtag.io import read_archive
@@ -97,10 +98,32 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+EXIT_CODES = """exit codes:
+  0    done
+  1    an internal error (a bug in seqtag: --debug shows where)
+  2    bad input: a recipe, data, model or checkpoint file that is wrong or cannot be read or
+       written, or a wrong option (the message says which, with the file and line)
+  130  interrupted (Ctrl-C; training saved a checkpoint: continue with --resume)
+  141  the output pipe was closed (e.g. seqtag predict ... | head)"""
+
+
+def positive(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{shorten(text)} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="seqtag", description="BiLSTM-CNN-CRF sequence tagging: train, evaluate, predict.")
+    parser = argparse.ArgumentParser(prog="seqtag", description="BiLSTM-CNN-CRF sequence tagging: train, evaluate, predict.",
+                                     epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"seqtag {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and results")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = commands.add_parser("train", help="train a model from a YAML recipe",
@@ -122,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("data", help="labelled file (CoNLL for taggers)")
     evaluate.add_argument("--word-column", type=int, help="token column (default: the recipe's)")
     evaluate.add_argument("--label-column", type=int, help="label column (default: the recipe's)")
-    evaluate.add_argument("--batch-size", type=int, default=256)
+    evaluate.add_argument("--batch-size", type=positive, default=256)
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
     evaluate.add_argument("--confusion", metavar="FILE", help="also write a tag confusion table (TSV: gold rows, predicted columns)")
     evaluate.set_defaults(func=_evaluate)
@@ -145,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "paragraph per line: token/TAG lines, one per sentence, a blank line after each paragraph); "
                               "default: guess conll or tokens")
     predict.add_argument("--word-column", type=int, help="token column of CoNLL input (default: the recipe's)")
-    predict.add_argument("--batch-size", type=int, default=256)
+    predict.add_argument("--batch-size", type=positive, default=256)
     predict.add_argument("--workers", type=int, default=1, metavar="N",
                          help="tagging processes (or Ray actors), each loading the model once (default 1: this process)")
     predict.add_argument("--threads", type=int, metavar="N",
@@ -184,20 +207,44 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``seqtag`` console script."""
+    """Entry point of the ``seqtag`` console script: one line on stderr and an exit code for every
+    error (see :data:`EXIT_CODES`); ``--debug`` shows the traceback instead."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
-        return args.func(args)
-    except TrainingInterrupted as error:
-        print(f"seqtag: {error}", file=sys.stderr)
-        return 130
-    except SeqtagError as error:
-        print(f"seqtag: error: {error}", file=sys.stderr)
-        return 2
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return code
+    except BrokenPipeError:
+        # the reader went away (e.g. | head): stop quietly, and keep Python from complaining at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except Exception as error:
+        if args.debug:
+            raise
+        code, message = describe(error)
+        print(f"seqtag: {message}", file=sys.stderr)
+        return code
     except KeyboardInterrupt:
+        if args.debug:
+            raise
         print("seqtag: interrupted", file=sys.stderr)
         return 130
+
+
+def describe(error: BaseException) -> tuple[int, str]:
+    """The exit code and the one-line message of an error that ends a command."""
+    if isinstance(error, TrainingInterrupted):
+        return 130, str(error)
+    if isinstance(error, SeqtagError):
+        return 2, f"error: {error}"
+    if isinstance(error, OSError):
+        where = f"{error.filename}: " if error.filename else ""
+        return 2, f"error: {where}{error.strerror or error}"
+    if isinstance(error, MemoryError):
+        return 2, "error: out of memory (a smaller --batch-size may help)"
+    return 1, (f"internal error: {type(error).__name__}: {shorten(str(error))} (this is a bug in seqtag; "
+               "run again with --debug to see where, and please report it)")
 
 
 if __name__ == "__main__":

@@ -21,13 +21,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from seqtag.data.files import split_names
 from seqtag.devices import DEVICE_NAMES
-from seqtag.errors import DataError, RecipeError
+from seqtag.errors import DataError, RecipeError, shorten
 
 #: Bounds of a recipe's sizes, far above any sensible model: a model file cannot make seqtag build a
 #: network of absurd size before its weights are checked.
 MAX_SIZE = 2**16  # vector and state sizes
 MAX_LAYERS = 64  # stacked recurrent layers
 MAX_WINDOW = 64  # convolution widths
+MAX_RECIPE_BYTES = 2**20  # a recipe file
+MAX_RECIPE_VALUES = 100_000  # values in a recipe, aliases expanded
 
 
 class Section(BaseModel):
@@ -135,11 +137,11 @@ class Recipe(Section):
         ``data.<split>`` (one name or a list); empty when the recipe names none.
         Raises DataError when one is missing."""
         data: Any = getattr(self, "data")  # noqa: B009  (each task recipe defines its own data section)
+        directory = self.data_dir()
         paths = []
         for name in split_names(getattr(data, split)):
-            directory = self.resolve_path(data.dir, expect=name)
-            path = directory / name if directory is not None else None
-            if path is None or not path.is_file():
+            path = directory / name
+            if not path.is_file():
                 files = ", ".join(f for s in ("train", "dev", "test") for f in split_names(getattr(data, s)))
                 raise DataError(
                     f"the {split} file {name} is missing. Put the corpus files ({files}) in {directory} "
@@ -147,6 +149,13 @@ class Recipe(Section):
                 )
             paths.append(path)
         return paths
+
+    def data_dir(self) -> Path:
+        """The corpus folder ``data.dir``, resolved once for every split: a relative one against the
+        working directory, else the recipe's folder, whichever holds the (first) training file."""
+        data: Any = getattr(self, "data")  # noqa: B009
+        train = split_names(data.train)
+        return self.resolve_path(data.dir, expect=train[0] if train else None) or Path(".")
 
     def resolve_path(self, path: str | None, expect: str | None = None) -> Path | None:
         """Resolve a relative path against the working directory, else against the recipe's folder.
@@ -226,7 +235,7 @@ def _format_errors(error: ValidationError, cls: type[BaseModel]) -> list[str]:
             lines.append(f"  - {location}: unknown key{hint}")
         else:
             value = item.get("input")
-            shown = f" (got {value!r})" if not isinstance(value, dict) else ""
+            shown = f" (got {shorten(repr(value))})" if not isinstance(value, dict) else ""
             lines.append(f"  - {location}: {item['msg']}{shown}")
     return lines
 
@@ -275,14 +284,48 @@ def read_recipe_file(path: str | Path, overrides: list[str] | None = None) -> di
     """The raw recipe dictionary of a YAML file with ``--set`` ``overrides`` applied (not validated)."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise RecipeError(f"{path}: recipe not found") from None
+    except IsADirectoryError:
+        raise RecipeError(f"{path}: a folder, not a recipe file") from None
+    except OSError as error:
+        raise RecipeError(f"{path}: cannot read the recipe ({error.strerror})") from None
+    if len(raw) > MAX_RECIPE_BYTES:
+        raise RecipeError(f"{path}: {len(raw):,} bytes is not a recipe (at most {MAX_RECIPE_BYTES:,})")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise RecipeError(f"{path}: not UTF-8 text (byte {error.start}); save the recipe as UTF-8") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as error:
-        raise RecipeError(f"{path}: not valid YAML: {error}") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise RecipeError(f"{path}: cannot read the recipe ({error})") from None
+        raise RecipeError(f"{path}: not valid YAML: {shorten(str(error), 400)}") from None
+    except RecursionError:
+        raise RecipeError(f"{path}: nested too deeply to be a recipe") from None
     data = {} if data is None else data
     if not isinstance(data, dict):
         raise RecipeError(f"{path}: a recipe is a YAML mapping, got {type(data).__name__}")
+    values = expanded_size(data)
+    if values > MAX_RECIPE_VALUES:
+        raise RecipeError(f"{path}: the recipe expands to more than {MAX_RECIPE_VALUES:,} values (YAML anchors and "
+                          "aliases repeat their content); write it out instead")
     return apply_overrides(data, overrides or [])
+
+
+def expanded_size(data: Any) -> int:
+    """How many values ``data`` holds once every shared part (a YAML alias) is counted as often as it
+    appears, computed without expanding anything (memoised on identity, iterative)."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[Any, bool]] = [(data, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        children = list(node.values()) if isinstance(node, dict) else node if isinstance(node, list) else []
+        if children_done or not children:
+            sizes[id(node)] = 1 + sum(sizes.get(id(child), 1) for child in children)
+            continue
+        stack.append((node, True))
+        stack.extend((child, False) for child in children if isinstance(child, (dict, list)) and id(child) not in sizes)
+    return sizes[id(data)]

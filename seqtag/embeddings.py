@@ -18,7 +18,7 @@ import numpy as np
 
 from seqtag.config import EmbeddingsConfig
 from seqtag.data.vocab import Vocabulary, spelling_variants
-from seqtag.errors import DataError, RecipeError
+from seqtag.errors import DataError, RecipeError, shorten
 
 BUILTIN = ("glove-6b-50d",)
 FORMATS = ("auto", "word2vec", "word2vec-binary", "glove", "fasttext")
@@ -81,6 +81,8 @@ def load_vectors(source: str, fmt: str = "auto", limit: int | None = None) -> Pr
         raise RecipeError(f"unknown vector format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if fmt == "auto":
         fmt = _detect_format(path)
+    if fmt != "glove":
+        _check_header(path, binary=fmt == "word2vec-binary")
     from gensim.models import KeyedVectors
 
     try:
@@ -91,9 +93,31 @@ def load_vectors(source: str, fmt: str = "auto", limit: int | None = None) -> Pr
             limit=limit,
             unicode_errors="replace",
         )
-    except (ValueError, EOFError, UnicodeDecodeError) as error:
-        raise DataError(f"cannot read as {fmt} vectors: {error}", path) from None
-    return PretrainedVectors(list(kv.index_to_key), np.asarray(kv.vectors, dtype=np.float32), str(path))
+    except (ValueError, EOFError, UnicodeDecodeError, MemoryError, OverflowError, IndexError) as error:
+        raise DataError(f"cannot read as {fmt} vectors ({type(error).__name__}: {shorten(str(error))})", path) from None
+    vectors = np.asarray(kv.vectors, dtype=np.float32)
+    if vectors.ndim != 2 or vectors.shape[1] == 0 or len(kv.index_to_key) == 0:
+        raise DataError(f"no vectors in this file (read {len(kv.index_to_key)} words of {vectors.shape[-1]} dimensions)", path)
+    if not np.isfinite(vectors).all():
+        raise DataError("the vectors hold NaN or infinite values", path)
+    return PretrainedVectors(list(kv.index_to_key), vectors, str(path))
+
+
+def _check_header(path: Path, binary: bool) -> None:
+    """DataError when a word2vec header (``count dim``) claims more vectors than the file can hold
+    (gensim would allocate them all before reading)."""
+    with open(path, "rb") as handle:
+        first = handle.readline(256)
+    fields = first.split()
+    if len(fields) != 2 or not all(f.isdigit() for f in fields):
+        raise DataError(f"the first line should be the word2vec header 'COUNT DIMENSIONS', found {shorten(repr(first))}", path, 1)
+    count, dim = int(fields[0]), int(fields[1])
+    smallest = count * (dim * 4 if binary else dim * 2)  # at least one byte a digit plus a separator
+    if dim == 0:
+        raise DataError("the header says the vectors have 0 dimensions", path, 1)
+    if smallest > path.stat().st_size:
+        raise DataError(f"the header claims {count:,} vectors of {dim} dimensions, more than this "
+                        f"{path.stat().st_size:,}-byte file can hold", path, 1)
 
 
 def _detect_format(path: Path) -> str:

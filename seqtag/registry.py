@@ -54,7 +54,7 @@ def task_entry(name: str) -> TaskEntry:
     if entry is None:
         close = difflib.get_close_matches(str(name), list(TASKS), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise RecipeError(f"unknown task {name!r}{hint}; known tasks: {', '.join(TASKS)}")
+        raise RecipeError(f"unknown task {shorten(repr(name))}{hint}; known tasks: {', '.join(TASKS)}")
     return entry
 
 
@@ -68,8 +68,11 @@ def recipe_from_dict(data: dict[str, Any], source: str | None = None, check: boo
     where = source or "recipe"
     if not isinstance(data, dict):
         raise RecipeError(f"{where}: a recipe is a YAML mapping, got {type(data).__name__}")
+    task = data.get("task", DEFAULT_TASK)
+    if not isinstance(task, str):
+        raise RecipeError(f"{where}: task: a task name expected, got {type(task).__name__}; known tasks: {', '.join(TASKS)}")
     try:
-        entry = task_entry(data.get("task", DEFAULT_TASK))
+        entry = task_entry(task)
     except RecipeError as error:
         raise RecipeError(f"{where}: {error}") from None
     return validate_recipe(data, entry.recipe, source, check)

@@ -82,12 +82,25 @@ def iter_conll(
     stats: ReadStats | None = None,
 ) -> Iterator[Sentence]:
     """Stream the sentences of a column file; see :func:`read_conll`."""
+    return parse_conll(read_lines(path), path, word_column, label_column, stats)
+
+
+def parse_conll(
+    lines: Iterable[tuple[int, str]],
+    path: str | Path,
+    word_column: int = 0,
+    label_column: int | None = -1,
+    stats: ReadStats | None = None,
+) -> Iterator[Sentence]:
+    """The sentences of a column file's ``(line number, text)`` pairs (from :func:`~seqtag.data.files.read_lines`
+    or a :class:`~seqtag.data.files.LineReader`); a sentence is yielded once the line after it
+    (blank, or the end of the input) has been read. See :func:`read_conll`."""
     path = str(path)
     stats = stats if stats is not None else ReadStats()
     width: int | None = None
     rows: list[list[str]] = []
     first_line = 0
-    for number, line in read_lines(path):
+    for number, line in lines:
         if not line.strip():
             if rows:
                 yield _sentence(rows, path, first_line, word_column, label_column, stats)
@@ -106,7 +119,7 @@ def iter_conll(
                     raise DataError("the word and label columns are the same column", path, number)
         if len(columns) != width:
             raise DataError(f"expected {width} columns like the lines before, found {len(columns)}: {line!r}", path, number)
-        if any(not column.strip() for column in columns):
+        if "\t" in line and any(not column.strip() for column in columns):  # split() makes no empty column
             raise DataError(f"empty column in {line!r}", path, number)
         if not rows:
             first_line = number
@@ -127,13 +140,21 @@ def _sentence(
 
 def read_token_lines(path: str | Path) -> list[Sentence]:
     """Read one pre-tokenised sentence per line (tokens separated by spaces)."""
+    return list(parse_token_lines(read_lines(path, split_cr=True), path))
+
+
+def parse_token_lines(lines: Iterable[tuple[int, str]], path: str | Path) -> Iterator[Sentence]:
+    """The sentences of ``(line number, text)`` pairs holding one pre-tokenised sentence each (blank lines skipped)."""
     path = str(path)
-    sentences = []
-    for number, line in read_lines(path, split_cr=True):
+    for number, line in lines:
         tokens = line.split()
         if tokens:
-            sentences.append(Sentence(tokens=tokens, rows=[[t] for t in tokens], path=path, line=number))
-    return sentences
+            yield Sentence(tokens=tokens, rows=[[t] for t in tokens], path=path, line=number)
+
+
+def token_line(tokens: Sequence[str], tags: Sequence[str]) -> str:
+    """One tagged sentence as ``token/TAG`` pairs separated by spaces, with a line end."""
+    return " ".join(f"{t}/{g}" for t, g in zip(tokens, tags, strict=True)) + "\n"
 
 
 def looks_like_conll(path: str | Path, sample: int = 200) -> bool:
@@ -160,7 +181,10 @@ def write_conll(sentences: Iterable[Sentence], predictions: Iterable[Sequence[st
             write_conll(sentences, predictions, handle)
         return
     for sentence, tags in zip(sentences, predictions, strict=True):
-        rows = sentence.rows or [[token] for token in sentence.tokens]
-        for row, tag in zip(rows, tags, strict=True):
-            out.write("\t".join([*row, tag]) + "\n")
-        out.write("\n")
+        out.write(conll_block(sentence, tags))
+
+
+def conll_block(sentence: Sentence, tags: Sequence[str]) -> str:
+    """One sentence's input columns plus a predicted tag column, and the blank line after it."""
+    rows = sentence.rows or [[token] for token in sentence.tokens]
+    return "".join("\t".join([*row, tag]) + "\n" for row, tag in zip(rows, tags, strict=True)) + "\n"

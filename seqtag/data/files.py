@@ -48,6 +48,38 @@ def read_lines(path: str | Path, split_cr: bool = False) -> Iterator[tuple[int, 
                 yield number, decode_line(piece, path, number).rstrip("\r\n")
 
 
+class LineReader:
+    """The lines of a UTF-8 file as :func:`read_lines` gives them, from a byte ``offset`` on, keeping
+    track of where they end, so that a long job can record how far it got and later continue there.
+
+    ``offset`` is the byte position after the last input line handed out in full, ``number``
+    the number of the last line handed out (the first line is 1). With ``split_cr`` a line
+    holding lone ``\\r`` characters comes out in several pieces; ``at_boundary`` is False while
+    a piece other than the last of its line was the last one handed out (``offset`` is then
+    the start of that line), so a caller records positions only where it is True.
+    """
+
+    def __init__(self, path: str | Path, offset: int = 0, number: int = 0, split_cr: bool = False) -> None:
+        self.path = path
+        self.offset = offset
+        self.number = number
+        self.split_cr = split_cr
+        self.at_boundary = True
+
+    def __iter__(self) -> Iterator[tuple[int, str]]:
+        with open_input(self.path) as handle:
+            handle.seek(self.offset)
+            for raw in handle:
+                pieces = raw.splitlines() if self.split_cr else (raw,)
+                last = len(pieces) - 1
+                for index, piece in enumerate(pieces):
+                    self.number += 1
+                    if index == last:
+                        self.offset += len(raw)
+                    self.at_boundary = index == last
+                    yield self.number, decode_line(piece, self.path, self.number).rstrip("\r\n")
+
+
 def split_names(value: str | list[str] | None) -> list[str]:
     """A recipe's ``data.train``/``dev``/``test`` entry as a list of file names."""
     if value is None:

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from seqtag.data.conll import Sentence
 from seqtag.data.files import split_names
-from seqtag.errors import DataError
+from seqtag.errors import DataError, shorten
 
 
 class ConllDataConfig(Protocol):
@@ -63,7 +63,10 @@ def _load(recipe: Recipe, data: ConllDataConfig) -> tuple[Any, str]:
         try:
             return datasets.load_from_disk(str(folder)), str(folder)
         except FileNotFoundError as error:
-            raise DataError(f"no dataset saved with save_to_disk here ({error})", folder) from None
+            raise DataError(f"no dataset saved with save_to_disk here ({shorten(str(error))})", folder) from None
+        except Exception as error:  # datasets and pyarrow raise many kinds for a damaged folder
+            raise DataError(f"cannot read the dataset saved here ({type(error).__name__}: {shorten(str(error))})",
+                            folder) from None
     if data.hub:
         try:
             return datasets.load_dataset(data.hub, data.config, revision=data.revision), f"hub:{data.hub}"

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from seqtag.data.conll import Sentence
-from seqtag.errors import SeqtagError
+from seqtag.errors import SeqtagError, shorten
 from seqtag.io import atomic_write_bytes
 from seqtag.modules.char_encoders import CharCNN
 from seqtag.modules.recurrent import CELLS, cell
@@ -260,7 +260,11 @@ class OnnxEmissions:
         options.log_severity_level = 3  # errors only
         # Idle ONNX Runtime threads would otherwise spin and slow PyTorch's decoding in between.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        except Exception as error:  # onnxruntime raises its own error types (Fail, InvalidGraph, ...)
+            raise SeqtagError(f"{path}: ONNX Runtime cannot run this graph ({type(error).__name__}: "
+                              f"{shorten(str(error))}); export it again with seqtag export") from None
         self.names = [item.name for item in self.session.get_inputs()]
         self.path = path
 

@@ -8,8 +8,9 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, TextIO
 
-from seqtag.data.conll import Sentence, looks_like_conll, read_conll, read_token_lines, write_conll
+from seqtag.data.conll import Sentence, read_conll
 from seqtag.data.schemes import spans_from_tags
+from seqtag.data.stream import ChunkResult, count_sentences, format_chunk, read_chunks, resolve_format
 from seqtag.evaluation import confusion_table, format_report
 from seqtag.io import atomic_write_text
 from seqtag.tasks.predictor import TextPredictor
@@ -148,6 +149,7 @@ class TaggingPredictor(TextPredictor):
 
     def evaluate(self, sentences: Sequence[Sentence], batch_size: int = 256) -> dict[str, Any]:  # type: ignore[override]
         """Metrics on labelled sentences (entity P/R/F1 or token accuracy)."""
+        self.task.check_gold(sentences)
         return self.task.evaluate(sentences, batch_size)
 
     def evaluate_file(  # type: ignore[override]
@@ -167,6 +169,7 @@ class TaggingPredictor(TextPredictor):
         word_column = data.word_column if word_column is None else word_column
         label_column = data.label_column if label_column is None else label_column
         sentences = read_conll(path, word_column, label_column)
+        self.task.check_gold(sentences, path)
         gold = [s.labels or [] for s in sentences]
         predicted = self.task.predict(sentences, batch_size)
         if confusion is not None:
@@ -180,23 +183,36 @@ class TaggingPredictor(TextPredictor):
     def predict_file(  # type: ignore[override]
         self, path: str | Path, out: TextIO, batch_size: int = 256, format: str = "auto", word_column: int | None = None
     ) -> int:
-        """Tag a CoNLL file (``format: conll``: its columns plus the predicted tag) or a file of
-        one pre-tokenised sentence per line (``tokens``: ``token/TAG`` pairs); ``auto`` guesses.
-        Returns the number of sentences."""
-        if format == "auto":
-            format = "conll" if looks_like_conll(path) else "tokens"
-        if format == "conll":
-            column = self.task.recipe.data.word_column if word_column is None else word_column
-            sentences = read_conll(path, column, None)
-        else:
-            sentences = read_token_lines(path)
-        predicted = self.task.predict(sentences, batch_size)
-        if format == "conll":
-            write_conll(sentences, predicted, out)
-        else:
-            for sentence, tags in zip(sentences, predicted, strict=True):
-                out.write(" ".join(f"{t}/{g}" for t, g in zip(sentence.tokens, tags, strict=True)) + "\n")
-        return len(sentences)
+        """Tag a CoNLL file (``format: conll``: its columns plus the predicted tag), a file of one
+        pre-tokenised sentence per line (``tokens``: ``token/TAG`` pairs) or raw text, one paragraph
+        per line (``text``: ``token/TAG`` lines, one per sentence, a blank line after each input
+        line); ``auto`` guesses ``conll`` or ``tokens``. Streams the file in chunks
+        (:mod:`seqtag.data.stream`), so memory does not grow with its size. Returns the number of
+        sentences."""
+        format = resolve_format(path, format)
+        count = 0
+        for chunk in read_chunks(path, format, self.word_column if word_column is None else word_column):
+            result = self.tag_items(chunk.format, chunk.items, batch_size)
+            out.write(format_chunk(chunk, result))
+            count += count_sentences(chunk, result)
+        return count
+
+    @property
+    def word_column(self) -> int:
+        """The token column of CoNLL input the model's recipe names."""
+        return self.task.recipe.data.word_column
+
+    def tag_items(self, format: str, items: Sequence[Any], batch_size: int = 256) -> ChunkResult:
+        """Tags for one chunk's items (:mod:`seqtag.data.stream`): for ``conll`` and ``tokens``
+        :class:`~seqtag.data.conll.Sentence` s, their tags; for ``text`` strings, per string its
+        sentences as ``(tokens, tags)`` pairs (tokenised and split by :meth:`pipe`)."""
+        if format == "text":
+            buffer = max(1, -(-len(items) // batch_size))  # the whole chunk in one read-ahead of pipe
+            return [
+                [([token.text for token in sentence.tokens], sentence.tags) for sentence in sentences]
+                for sentences in self.pipe(items, batch_size=batch_size, buffer=buffer)
+            ]
+        return self.task.predict(items, batch_size)
 
     def use_onnx(self, path: str | Path | None, threads: int | None = None) -> None:
         """Compute the network's emissions with ONNX Runtime from ``path`` (``seqtag export``); None: PyTorch."""

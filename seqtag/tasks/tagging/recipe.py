@@ -122,8 +122,8 @@ class TaggingRecipe(TextRecipe):
         elif not data.hub:
             for split in ("train", "dev", "test"):
                 for name in split_names(getattr(data, split)):
-                    folder = self.resolve_path(data.dir, expect=name)
-                    if folder is None or not (folder / name).is_file():
+                    folder = self.data_dir()
+                    if not (folder / name).is_file():
                         found.append(f"data.{split}: {name} not found in {data.dir} (set data.dir=FOLDER)")
             if data.format == "conll" and data.word_column == data.label_column:
                 found.append("data.label_column: the same column as data.word_column")

@@ -384,6 +384,16 @@ class TaggingTask(Task):
         encoded = [self.encode(s, with_tags=False) for s in sentences]
         return [self._to_corpus(indices, stitched=len(indices) > WINDOW) for indices in self.predict_indices(encoded, batch_size)]
 
+    def check_gold(self, sentences: Sequence[Sentence], path: str | Path | None = None) -> None:
+        """DataError (naming the file and line) unless ``sentences`` are some, labelled, and every
+        label belongs to the model's tag scheme (a label the model never saw is allowed: it is an error)."""
+        if not sentences:
+            raise DataError("no sentences to evaluate", path)
+        for sentence in sentences:
+            if sentence.labels is None:
+                raise DataError("evaluation needs the gold label of every token", sentence.path or path, sentence.line)
+            check_tags(sentence.labels, self.corpus_scheme, sentence.path or path, sentence.line)
+
     def evaluate(self, examples: Sequence[Sentence], batch_size: int = 256) -> dict[str, Any]:
         return self.score([s.labels or [] for s in examples], self.predict(examples, batch_size))
 
