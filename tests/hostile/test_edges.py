@@ -120,3 +120,12 @@ def test_a_broken_onnx_graph_with_the_right_fingerprint(tmp_path: Path) -> None:
     onnx.save_model(graph, str(path))
     with pytest.raises(SeqtagError, match="ONNX Runtime cannot run this graph"):
         load(MODEL, runtime="onnx", onnx=path)
+
+
+def test_n_best_is_bounded() -> None:
+    from seqtag.api import load
+
+    tagger = load(MODEL, device="cpu")
+    with pytest.raises(SeqtagError, match="n_best is 1000000; ask for 0 to 100"):
+        tagger.tag("Anna visited Oslo.", n_best=10**6)
+    assert len(tagger.tag("Anna visited Oslo.", n_best=3)[0].n_best) == 3

@@ -25,7 +25,7 @@ from seqtag.data.sources import read_dataset_splits, uses_datasets
 from seqtag.data.text import TokenizerConfig
 from seqtag.data.vocab import Vocabulary, WordIndex
 from seqtag.embeddings import PretrainedVectors
-from seqtag.errors import DataError
+from seqtag.errors import DataError, SeqtagError
 from seqtag.evaluation import span_metrics, token_accuracy
 from seqtag.modules.embedders import casing
 from seqtag.tasks import transfer
@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 MAX_WORD_CHARS = 64  # longer words are encoded from their first and last 32 characters
 WINDOW = 250  # at prediction, longer sentences are tagged in overlapping windows of this many tokens
 CONTEXT = 25  # tokens of context on each side of a window's kept middle part
+MAX_N_BEST = 100  # the most alternative tag sequences a prediction lists
 
 
 @dataclass
@@ -347,7 +348,12 @@ class TaggingTask(Task):
 
         Sentences longer than ``WINDOW`` tokens are tagged in windows and stitched; they get
         no n-best list (the alternatives of separate windows do not combine into sentence paths).
+        ``n_best`` is at most :data:`MAX_N_BEST`.
         """
+        if not 0 <= n_best <= MAX_N_BEST:
+            raise SeqtagError(f"n_best is {n_best}; ask for 0 to {MAX_N_BEST} best tag sequences")
+        if batch_size < 1:
+            raise SeqtagError(f"batch_size is {batch_size}; it must be at least 1")
         self.model.eval()
         pieces, plans = self._pieces([self.encode(s, with_tags=False) for s in sentences])
         tagged: list[tuple[list[int], list[float], list[tuple[list[str], float]]]] = [None] * len(pieces)  # type: ignore[list-item]
