@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from seqtag.config import Recipe
 from seqtag.devices import resolve_device
 from seqtag.errors import SeqtagError
 from seqtag.registry import load_task, task_entry
@@ -49,17 +51,19 @@ def load(
 
 
 def train(
-    recipe: str | Path,
+    recipe: str | Path | dict[str, Any] | Recipe | None = None,
     overrides: list[str] | None = None,
     output: str | Path | None = None,
     resume: str | Path | None = None,
     force: bool = False,
 ) -> TrainResult:
-    """Train from a recipe file (as ``seqtag train``); returns the :class:`~seqtag.training.trainer.TrainResult`.
+    """Train as ``seqtag train`` does; returns the :class:`~seqtag.training.trainer.TrainResult`.
 
-    ``overrides`` are ``--set`` values (``key.path=value``); ``output`` is the run folder
-    (default ``runs/<recipe name>``), which must not hold a run already unless ``force``
-    (which replaces it); ``resume`` names a run folder whose checkpoint the training
-    continues from.
+    ``recipe`` is a YAML file, a recipe dictionary (``{"task": "tagging", "data": {...}}``)
+    or a :class:`~seqtag.config.Recipe`; ``overrides`` are ``--set`` values
+    (``key.path=value``); ``output`` is the run folder (default ``runs/<recipe name>``),
+    which must not hold a run already unless ``force`` (which replaces it); ``resume``
+    names a run folder whose checkpoint the training continues from (then ``recipe`` may
+    be left out: the run's own is used).
     """
     return run_recipe(recipe, overrides or [], output, resume, force)

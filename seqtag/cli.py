@@ -18,6 +18,7 @@ from seqtag.evaluation import headline
 from seqtag.integrations.ray import ray_engine
 from seqtag.io import read_archive
 from seqtag.registry import TASKS
+from seqtag.training.curves import CURVES_NAME, plot_runs
 from seqtag.training.trainer import TrainingInterrupted
 from seqtag.version import __version__
 
@@ -69,6 +70,14 @@ def _export(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else Path(args.model).with_suffix(".onnx")
     predictor.export_onnx(output)
     print(f"wrote {output} ({output.stat().st_size / 2**20:.1f} MB); use it with --runtime onnx")
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    output = Path(args.output) if args.output else Path(args.runs[0]) / CURVES_NAME if len(args.runs) == 1 \
+        else Path("training-curves.png")
+    plot_runs(args.runs, output)
+    print(f"wrote {output}")
     return 0
 
 
@@ -128,14 +137,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a model from a YAML recipe",
                                 description="Train a model from a YAML recipe. Writes recipe.yaml, metrics.jsonl and model.seqtag to the output folder.")
-    train.add_argument("recipe", help="recipe file, e.g. recipes/conll03.yaml")
+    train.add_argument("recipe", nargs="?", help="recipe file, e.g. recipes/conll03.yaml (not needed with --resume)")
     train.add_argument("--set", action="append", metavar="KEY.PATH=VALUE",
                        help="override a recipe value, e.g. --set data.dir=../data/conll03 --set training.max_epochs=5 (repeatable)")
     train.add_argument("--output", "-o", metavar="DIR", help="run folder (default: runs/<recipe name>)")
     train.add_argument("--force", action="store_true",
                        help="replace the run the output folder holds (without it, seqtag refuses to overwrite a run)")
     train.add_argument("--resume", metavar="RUN_DIR",
-                       help="continue the run in RUN_DIR from its checkpoint (after a crash, a kill or Ctrl-C)")
+                       help="continue the run in RUN_DIR from its checkpoint (after a crash, a kill or Ctrl-C), "
+                            "with the recipe and overrides it started with")
     train.set_defaults(func=_train)
 
     evaluate = commands.add_parser("evaluate", help="score a model on a labelled file",
@@ -169,9 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "default: guess conll or tokens")
     predict.add_argument("--word-column", type=int, help="token column of CoNLL input (default: the recipe's)")
     predict.add_argument("--batch-size", type=positive, default=256)
-    predict.add_argument("--workers", type=int, default=1, metavar="N",
+    predict.add_argument("--workers", type=positive, default=1, metavar="N",
                          help="tagging processes (or Ray actors), each loading the model once (default 1: this process)")
-    predict.add_argument("--threads", type=int, metavar="N",
+    predict.add_argument("--threads", type=positive, metavar="N",
                          help="CPU threads in all, shared by the workers (default: all cores)")
     predict.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                          help="progress (tokens/s, ETA) on stderr: a bar on a terminal, a line every 10 s otherwise "
@@ -198,6 +208,14 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("model", help="model file (model.seqtag)")
     export.add_argument("--output", "-o", metavar="FILE", help="ONNX file to write (default: MODEL with suffix .onnx)")
     export.set_defaults(func=_export)
+
+    plot = commands.add_parser("plot", help="draw training curves of runs",
+                               description="Draw the training curves (loss, dev and test metric, learning rate, "
+                                           "throughput per epoch) of one or more run folders into one PNG.")
+    plot.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders (with metrics.jsonl)")
+    plot.add_argument("--output", "-o", metavar="FILE",
+                      help="PNG to write (default: RUN_DIR/training-curves.png for one run, else ./training-curves.png)")
+    plot.set_defaults(func=_plot)
 
     info = commands.add_parser("info", help="describe a model file", description="Show what a model file holds: task, tags, sizes, scores.")
     info.add_argument("model", help="model file (model.seqtag)")

@@ -65,7 +65,10 @@ class TrainingConfig(Section):
         False, description="after early stopping on dev, train a fresh model (same seed) on train + dev for the "
         "chosen number of epochs and keep that one; the selection run stays in the run folder's selection/"
     )
-    progress: bool = True
+    progress: bool = Field(True, description="a progress bar while an epoch runs (on a terminal only)")
+    loggers: list[Literal["tensorboard", "mlflow"]] = Field(
+        default_factory=list, description="experiment loggers: tensorboard (RUN_DIR/tensorboard), mlflow"
+    )
     checkpoint_every_steps: int | None = Field(None, ge=1, description="also checkpoint every N steps inside an epoch")
     checkpoint_every_minutes: float | None = Field(
         5.0, gt=0, description="also checkpoint inside an epoch when this much time has passed since the last one"

@@ -111,7 +111,7 @@ def lost_peer(rank: int, error: BaseException) -> str:
     """The message of a rank whose collective operation failed."""
     return (f"process {rank} of the distributed run lost contact with the others ({type(error).__name__}: "
             f"{str(error).splitlines()[0] if str(error) else ''}); another process probably died, see its "
-            "message above. Continue the run with: torchrun ... seqtag train RECIPE --resume RUN_DIR")
+            "message above. Continue the run with: torchrun ... -m seqtag.cli train --resume RUN_DIR")
 
 
 def from_environment(device_name: str, timeout_minutes: float = 10.0) -> Processes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import shutil
@@ -12,13 +13,14 @@ import torch
 import yaml
 from filelock import FileLock, Timeout
 
-from seqtag.config import Recipe
+from seqtag.config import Recipe, apply_overrides, read_recipe_file
 from seqtag.errors import RecipeError
 from seqtag.io import atomic_write_text, remove_temporaries
 from seqtag.registry import load_recipe, recipe_from_dict, task_entry
 from seqtag.tasks.base import Task
 from seqtag.training.checkpoint import CHECKPOINT_NAME
 from seqtag.training.distributed import Processes, from_environment
+from seqtag.training.loggers import check_available
 from seqtag.training.trainer import Trainer, TrainResult, seed_everything
 
 log = logging.getLogger(__name__)
@@ -26,28 +28,63 @@ log = logging.getLogger(__name__)
 #: Sub-folder of a ``training.refit`` run holding the run that chose the number of epochs on dev.
 SELECTION = "selection"
 #: What a run writes into its folder; a folder holding any of them holds a run.
-RUN_FILES = ("recipe.yaml", "metrics.jsonl", CHECKPOINT_NAME, "model.seqtag", SELECTION)
+RUN_FILES = ("recipe.yaml", "run.json", "metrics.jsonl", CHECKPOINT_NAME, "model.seqtag", SELECTION,
+             "training-curves.png", "tensorboard")
 #: The advisory lock a live run holds on its folder.
 LOCK_NAME = ".seqtag.lock"
+#: Where the run's recipe came from (``--resume`` without a recipe reads relative paths from there).
+RUN_INFO = "run.json"
 
 
 # Settings that may differ between a run and its resumption: they change neither data nor model.
-RESUMABLE_CHANGES = {"training.progress", "training.threads", "training.device", "training.max_epochs", "training.patience",
+RESUMABLE_CHANGES = {"training.progress", "training.threads", "training.device", "training.loggers",
+                     "training.max_epochs", "training.patience",
                      "training.checkpoint_every_steps", "training.checkpoint_every_minutes"}
 
 
 def run_recipe(
-    path: str | Path,
+    recipe: str | Path | dict[str, Any] | Recipe | None,
     overrides: list[str],
     output: str | Path | None = None,
     resume: str | Path | None = None,
     force: bool = False,
 ) -> TrainResult:
-    """Train the recipe at ``path`` with ``--set`` ``overrides``; results go to ``output``
-    (default ``runs/<recipe name>``). With ``resume``, continue the run in that folder; with
-    ``force``, replace the run an ``output`` folder holds."""
-    recipe = load_recipe(path, overrides)
-    return run(recipe, output, resume, force)
+    """Train ``recipe`` (a YAML file, a recipe dictionary or a :class:`Recipe`) with ``--set``
+    ``overrides``; results go to ``output`` (default ``runs/<recipe name>``). With ``resume``,
+    continue the run in that folder (``recipe`` may then be None: the run's own recipe is used);
+    with ``force``, replace the run an ``output`` folder holds."""
+    return run(resolve_recipe(recipe, overrides, resume), output, resume, force)
+
+
+def resolve_recipe(
+    recipe: str | Path | dict[str, Any] | Recipe | None, overrides: list[str], resume: str | Path | None = None
+) -> Recipe:
+    """A validated recipe from a file, a dictionary or a Recipe, with ``overrides`` applied; None
+    with ``resume``: the recipe the run in that folder started with (its ``recipe.yaml``, read
+    relative to the recipe file it came from, see ``run.json``)."""
+    if isinstance(recipe, Recipe):
+        if not overrides:
+            return recipe
+        return recipe_from_dict(apply_overrides(recipe.model_dump(mode="json"), overrides), recipe.source, check=True)
+    if isinstance(recipe, dict):
+        return recipe_from_dict(apply_overrides(copy.deepcopy(recipe), overrides), check=True)
+    if recipe is not None:
+        return load_recipe(recipe, overrides)
+    if resume is None:
+        raise RecipeError("give a recipe, or --resume RUN_DIR to continue a run with its own recipe")
+    run_dir = Path(resume)
+    stored = run_dir / "recipe.yaml"
+    if not stored.is_file():
+        raise RecipeError(f"{run_dir}: no recipe.yaml: not a seqtag run folder; give the recipe too")
+    source = None
+    info = run_dir / RUN_INFO
+    if info.is_file():
+        try:
+            source = json.loads(info.read_text(encoding="utf-8")).get("recipe_file")
+        except ValueError:
+            raise RecipeError(f"{info}: corrupted; give the recipe too") from None
+    data = read_recipe_file(stored, overrides)
+    return recipe_from_dict(data, str(source) if source else str(stored), check=True)
 
 
 def _flatten(data: dict, prefix: str = "") -> dict[str, object]:
@@ -141,10 +178,14 @@ def run(
 def _run(recipe: Recipe, run_dir: Path, resume: bool, processes: Processes) -> TrainResult:
     if not processes.is_main:
         logging.getLogger("seqtag").setLevel(logging.WARNING)  # rank 0 tells the story
+    check_available(recipe.training.loggers)  # before any data is read
     if resume:
         _check_same_recipe(recipe, run_dir)
-    elif processes.is_main:  # written once: --resume checks against it
+    elif processes.is_main:  # written once: --resume checks against it and can start from it
         atomic_write_text(run_dir / "recipe.yaml", yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False))
+        source = str(Path(recipe.source).resolve()) if recipe.source else None
+        atomic_write_text(run_dir / RUN_INFO, json.dumps({"recipe_file": source, "working_directory": str(Path.cwd())},
+                                                         indent=2))
     seed_everything(recipe.seed)  # model initialisation depends on it
     if recipe.training.threads:
         torch.set_num_threads(recipe.training.threads)

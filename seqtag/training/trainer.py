@@ -7,6 +7,7 @@ import logging
 import math
 import random
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -31,7 +32,9 @@ from seqtag.training.checkpoint import (
     save_checkpoint,
     unprefixed,
 )
+from seqtag.training.curves import write_curves
 from seqtag.training.distributed import Processes
+from seqtag.training.loggers import make_loggers
 from seqtag.training.optim import learning_rate, make_optimizer
 
 log = logging.getLogger(__name__)
@@ -105,6 +108,8 @@ class _Loss(torch.nn.Module):
 
 
 AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
+#: Seconds between redrawings of training-curves.png during a run (it is drawn at the end too).
+CURVES_EVERY_SECONDS = 60.0
 
 
 @dataclass
@@ -155,6 +160,8 @@ class Trainer:
         self.processes = processes or Processes(device=task.device)
         self.checkpoint_path = self.run_dir / CHECKPOINT_NAME
         self._interrupted = False
+        self._loggers: list[Any] = []
+        self._curves_drawn = -math.inf
         self._step: torch.nn.Module = _Loss(task)
         self._amp: torch.dtype | None = None
         self._scaler = torch.amp.GradScaler("cuda", enabled=False)
@@ -252,10 +259,20 @@ class Trainer:
     # -- training ------------------------------------------------------------------------
 
     def _log_metrics(self, record: dict[str, Any]) -> None:
+        """Append the epoch's record to ``metrics.jsonl`` and pass it to the loggers."""
         if not self.processes.is_main:
             return
         with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as out:
             out.write(json.dumps(record) + "\n")
+        for logger in self._loggers:
+            logger.log_epoch(record)
+
+    def _draw_curves(self, final: bool = False) -> None:
+        """Redraw ``training-curves.png``: at most once a minute during a run, and at its end (``final``)."""
+        now = time.monotonic()
+        if self.processes.is_main and (final or now - self._curves_drawn >= CURVES_EVERY_SECONDS):
+            write_curves(self.run_dir)
+            self._curves_drawn = now
 
     def train_epoch(
         self,
@@ -283,7 +300,8 @@ class Trainer:
         started = last_checkpoint = time.perf_counter()
         parameters = [p for p in model.parameters() if p.requires_grad]
         bar = tqdm(total=len(train), initial=progress.epoch_seen, desc=f"epoch {epoch + 1}", unit="sent",
-                   disable=not config.progress or not processes.is_main, leave=False, dynamic_ncols=True)
+                   disable=not (config.progress and processes.is_main and sys.stderr.isatty()), leave=False,
+                   dynamic_ncols=True)
         every_steps = config.checkpoint_every_steps
         every_seconds = None if config.checkpoint_every_minutes is None else 60.0 * config.checkpoint_every_minutes
         batches = task.shards(train, config.batch_size, shuffle=True, generator=generator, rank=processes.rank,
@@ -335,7 +353,7 @@ class Trainer:
                 if interrupted:
                     raise TrainingInterrupted(
                         f"interrupted in epoch {epoch + 1} after step {progress.step}; checkpoint saved to "
-                        f"{self.checkpoint_path}.\nContinue with: seqtag train RECIPE --resume {self.run_dir}"
+                        f"{self.checkpoint_path}.\nContinue with: seqtag train --resume {self.run_dir}"
                     )
         bar.close()
         seconds = progress.epoch_seconds + time.perf_counter() - started
@@ -352,9 +370,13 @@ class Trainer:
         if threading.current_thread() is threading.main_thread():
             previous = signal.signal(signal.SIGINT, self._on_interrupt)
             handler_installed = True
+        self._loggers = make_loggers(self.config.loggers, self.run_dir, self.task.recipe.model_dump(mode="json")) \
+            if self.processes.is_main else []
         try:
             return self._fit(splits, resume, notes or {})
         finally:
+            for logger in self._loggers:
+                logger.close()
             if handler_installed:
                 signal.signal(signal.SIGINT, previous)
 
@@ -454,7 +476,9 @@ class Trainer:
             if average is not None:
                 average.swap()
             record["best_epoch"] = progress.best_epoch
+            record["metric"] = metric
             self._log_metrics(record)
+            self._draw_curves(final=progress.epoch + 1 >= config.max_epochs)
             progress.history.append(record)
             log.info(self._epoch_line(record, metric, improved))
             progress.epoch += 1
@@ -464,9 +488,11 @@ class Trainer:
             if processes.any(self._interrupted):
                 raise TrainingInterrupted(
                     f"interrupted after epoch {progress.epoch}; checkpoint saved to {self.checkpoint_path}.\n"
-                    f"Continue with: seqtag train RECIPE --resume {self.run_dir}"
+                    f"Continue with: seqtag train --resume {self.run_dir}"
                 )
         seconds = progress.elapsed + time.perf_counter() - started
+        if progress.history:
+            self._draw_curves(final=True)
         if not main:  # rank 0 evaluates and saves the best model
             return TrainResult(progress.best_epoch, progress.best_dev, None, progress.history, seconds=seconds)
         if best_state is not None:

@@ -63,7 +63,7 @@ def test_torchrun_gives_the_one_process_weights_and_only_rank_0_writes(tiny_corp
     assert "global batch 8 (about 4 per process)" in result.stderr
     folder = tmp_path / "two"
     files = sorted(p.name for p in folder.iterdir() if p.name != ".seqtag.lock")  # the run's folder lock stays
-    assert files == ["checkpoint.zip", "metrics.jsonl", "model.seqtag", "recipe.yaml"]
+    assert files == ["checkpoint.zip", "metrics.jsonl", "model.seqtag", "recipe.yaml", "run.json", "training-curves.png"]
     records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [r["epoch"] for r in records] == [1, 2]  # one writer
     assert_close_weights(alone.model_path, folder / "model.seqtag")
