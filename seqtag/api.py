@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from seqtag.config import Recipe
-from seqtag.devices import resolve_device
+from seqtag.devices import resolve_device, set_threads
 from seqtag.errors import SeqtagError
 from seqtag.registry import load_task, task_entry
 from seqtag.tasks.predictor import Predictor
@@ -17,7 +17,11 @@ from seqtag.training.trainer import TrainResult
 
 
 def load(
-    path: str | Path, runtime: str = "torch", onnx: str | Path | None = None, device: str | torch.device | None = "auto"
+    path: str | Path,
+    runtime: str = "torch",
+    onnx: str | Path | None = None,
+    device: str | torch.device | None = "auto",
+    threads: int | None = None,
 ) -> Predictor:
     """Load a model file and return a ready predictor for its task.
 
@@ -29,6 +33,8 @@ def load(
         onnx: the ONNX file for ``runtime="onnx"`` (default: ``path`` with suffix ``.onnx``).
         device: ``auto`` (a GPU when there is one), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``;
             the ONNX runtime runs on the CPU.
+        threads: CPU threads for this process's PyTorch (and ONNX Runtime) work; default all
+            cores. Small calls (a few sentences) run on one thread whatever the setting.
 
     Returns:
         The task's predictor: :class:`~seqtag.tasks.tagging.predictor.TaggingPredictor`,
@@ -41,12 +47,13 @@ def load(
         if device not in (None, "auto", "cpu") and resolve_device(device).type != "cpu":
             raise SeqtagError(f"the onnx runtime runs on the CPU, not on {device}")
         device = "cpu"
+    set_threads(threads)
     target = resolve_device(device)
     task, metrics = load_task(path)
     task.to(target)
     predictor = task_entry(task.name).predictor(task, metrics)
     if runtime == "onnx":
-        predictor.use_onnx(Path(path).with_suffix(".onnx") if onnx is None else onnx)
+        predictor.use_onnx(Path(path).with_suffix(".onnx") if onnx is None else onnx, threads)
     return predictor
 
 

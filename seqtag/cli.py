@@ -10,14 +10,18 @@ import os
 import sys
 from pathlib import Path
 
+import yaml
+
 from seqtag.api import load, train
 from seqtag.bulk import PredictJob, is_bulk
 from seqtag.bulk import predict as predict_files
-from seqtag.errors import SeqtagError, shorten
-from seqtag.evaluation import headline
+from seqtag.data.conll import read_conll
+from seqtag.data.schemes import check_tags, detect_scheme, normalize_scheme
+from seqtag.errors import DataError, SeqtagError, shorten
+from seqtag.evaluation import format_report, headline, span_metrics, token_accuracy
 from seqtag.integrations.ray import ray_engine
 from seqtag.io import read_archive
-from seqtag.registry import TASKS
+from seqtag.registry import TASKS, task_entry
 from seqtag.training.curves import CURVES_NAME, plot_runs
 from seqtag.training.trainer import TrainingInterrupted
 from seqtag.version import __version__
@@ -47,7 +51,7 @@ def _options(**values: object) -> dict[str, object]:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    predictor = load(args.model, args.runtime, args.onnx, args.device)
+    predictor = load(args.model, args.runtime, args.onnx, args.device, args.threads)
     options = _options(word_column=args.word_column, label_column=args.label_column, confusion=args.confusion)
     metrics = predictor.evaluate_file(args.data, args.batch_size, **options)
     print(json.dumps(metrics, indent=2) if args.json else predictor.report(args.data, metrics))
@@ -66,10 +70,46 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    predictor = load(args.model)
+    predictor = load(args.model, device="cpu", threads=args.threads)
     output = Path(args.output) if args.output else Path(args.model).with_suffix(".onnx")
     predictor.export_onnx(output)
     print(f"wrote {output} ({output.stat().st_size / 2**20:.1f} MB); use it with --runtime onnx")
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    gold = read_conll(args.gold, 0, args.gold_column)
+    if args.predictions is None:  # conlleval input: ... gold predicted
+        predicted = [s.labels or [] for s in read_conll(args.gold, 0, -1)]
+        gold = read_conll(args.gold, 0, -2)
+    else:
+        predictions = read_conll(args.predictions, 0, -1)
+        if len(predictions) != len(gold):
+            raise DataError(f"{len(predictions)} sentences, but {args.gold} has {len(gold)}", args.predictions)
+        for g, p in zip(gold, predictions, strict=True):
+            if len(g) != len(p):
+                raise DataError(f"{len(p)} tokens, but the gold sentence at line {g.line} has {len(g)}", p.path, p.line)
+        predicted = [s.labels or [] for s in predictions]
+    tags = [s.labels or [] for s in gold]
+    scheme = detect_scheme(tags) if args.scheme == "auto" else normalize_scheme(args.scheme)
+    for sentence in gold:
+        check_tags(sentence.labels or [], scheme, sentence.path, sentence.line)
+    metrics = span_metrics(tags, predicted, scheme) if scheme != "none" else {"accuracy": token_accuracy(tags, predicted)}
+    if args.json:
+        print(json.dumps(metrics, indent=2))
+    else:
+        print(f"{args.gold}: {len(gold)} sentences, {sum(map(len, gold))} tokens, {scheme.upper()} (seqeval, strict)")
+        print(format_report(metrics))
+    return 0
+
+
+def _recipe(args: argparse.Namespace) -> int:
+    entry = task_entry(args.task)
+    if args.schema:
+        print(json.dumps(entry.recipe.model_json_schema(), indent=2))
+    else:
+        defaults = entry.recipe.model_validate({"task": args.task}).model_dump(mode="json")
+        print(yaml.safe_dump(defaults, sort_keys=False), end="")
     return 0
 
 
@@ -207,7 +247,28 @@ def build_parser() -> argparse.ArgumentParser:
                                              "faster prediction with --runtime onnx (needs pip install 'seqtag[onnx]').")
     export.add_argument("model", help="model file (model.seqtag)")
     export.add_argument("--output", "-o", metavar="FILE", help="ONNX file to write (default: MODEL with suffix .onnx)")
+    for command in (evaluate, export):
+        command.add_argument("--threads", type=positive, metavar="N", help="CPU threads (default: all cores)")
     export.set_defaults(func=_export)
+
+    score = commands.add_parser("score", help="score a predictions file against gold tags (no model needed)",
+                                description="Entity P/R/F1 per type (seqeval, strict) or token accuracy of predicted "
+                                            "tags. One file: conlleval's input (gold and predicted tags in the last two "
+                                            "columns). Two files: the gold CoNLL file and a predictions file whose last "
+                                            "column holds the predicted tags, sentence for sentence.")
+    score.add_argument("gold", help="gold CoNLL file (or conlleval input)")
+    score.add_argument("predictions", nargs="?", help="predictions (CoNLL, predicted tag in the last column)")
+    score.add_argument("--gold-column", type=int, default=-1, help="gold tag column of GOLD (default: the last)")
+    score.add_argument("--scheme", default="auto", help="tag scheme (default: detected from the gold tags)")
+    score.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    score.set_defaults(func=_score)
+
+    recipe = commands.add_parser("recipe", help="show a task's recipe keys with their defaults, or its JSON Schema",
+                                 description="Print every key of a task's recipe with its default (YAML), or the "
+                                             "recipe's JSON Schema (--schema) for editor completion and checks.")
+    recipe.add_argument("--task", default="tagging", choices=sorted(TASKS), help="the task (default: tagging)")
+    recipe.add_argument("--schema", action="store_true", help="print the JSON Schema instead")
+    recipe.set_defaults(func=_recipe)
 
     plot = commands.add_parser("plot", help="draw training curves of runs",
                                description="Draw the training curves (loss, dev and test metric, learning rate, "

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from seqtag.data.files import split_names
 from seqtag.devices import DEVICE_NAMES
@@ -121,7 +122,7 @@ class Recipe(Section):
     training: TrainingConfig = TrainingConfig()
     embeddings: EmbeddingsConfig = EmbeddingsConfig()
     # Where the recipe file lives: relative data paths may resolve against it.
-    source: str | None = Field(None, exclude=True)
+    source: SkipJsonSchema[str | None] = Field(None, exclude=True)
 
     def problems(self) -> list[str]:
         """What would stop this recipe before any work starts: missing files, impossible

@@ -11,6 +11,7 @@ from typing import Any, TextIO
 from seqtag.data.conll import Sentence, read_conll
 from seqtag.data.schemes import spans_from_tags
 from seqtag.data.stream import ChunkResult, count_sentences, format_chunk, read_chunks, resolve_format
+from seqtag.errors import shorten
 from seqtag.evaluation import confusion_table, format_report
 from seqtag.io import atomic_write_text
 from seqtag.tasks.predictor import TextPredictor
@@ -100,7 +101,17 @@ class TaggingPredictor(TextPredictor):
         return self.tag_batch([tokens], n_best=n_best)[0]
 
     def tag_batch(self, sentences: Sequence[Sequence[str]], batch_size: int = 256, n_best: int = 0) -> list[TaggedSentence]:
-        """Tag many pre-tokenised sentences at once (batched by length internally)."""
+        """Tag many pre-tokenised sentences at once (batched by length internally).
+
+        Raises:
+            TypeError: a sentence is a string, not a list of tokens (use :meth:`tag` for raw text).
+        """
+        if isinstance(sentences, str):
+            raise TypeError("tag_batch takes a list of token lists; for raw text use tag(text)")
+        for tokens in sentences:
+            if isinstance(tokens, str) or not all(isinstance(token, str) for token in tokens):
+                raise TypeError(f"a sentence is a list of token strings, got {shorten(repr(tokens))}; "
+                                "for raw text use tag(text)")
         spans = []
         for tokens in sentences:
             offsets, position = [], 0
@@ -147,10 +158,18 @@ class TaggingPredictor(TextPredictor):
                 entities.append(Entity(text[start:end], span.label, start, end, confidence, span.start, span.end))
         return TaggedSentence(items, entities, [TagSequence(tags, p) for tags, p in prediction.n_best])
 
-    def evaluate(self, sentences: Sequence[Sentence], batch_size: int = 256) -> dict[str, Any]:  # type: ignore[override]
-        """Metrics on labelled sentences (entity P/R/F1 or token accuracy)."""
-        self.task.check_gold(sentences)
-        return self.task.evaluate(sentences, batch_size)
+    def evaluate(  # type: ignore[override]
+        self, sentences: Sequence[Sentence | tuple[Sequence[str], Sequence[str]]], batch_size: int = 256
+    ) -> dict[str, Any]:
+        """Metrics (entity P/R/F1 or token accuracy) on labelled sentences: ``(tokens, tags)`` pairs of
+        plain lists, or :class:`~seqtag.data.conll.Sentence` objects.
+
+        Raises:
+            TypeError: a sentence is neither, or its tokens and tags differ in number.
+        """
+        labelled = [as_sentence(item) for item in sentences]
+        self.task.check_gold(labelled)
+        return self.task.evaluate(labelled, batch_size)
 
     def evaluate_file(  # type: ignore[override]
         self,
@@ -231,10 +250,21 @@ class TaggingPredictor(TextPredictor):
         model = recipe["model"]
         return [
             f"  tags ({vocab['corpus_scheme'].upper()} corpus, trained as {model['tag_scheme'].upper()}): {' '.join(tags)}",
-            f"  words: {trained_words:,} from training + {pretrained_only:,} pretrained-only; chars: {len(vocab['chars']['items'])}",
+            f"  words: {trained_words:,} from training + {pretrained_only:,} pretrained-only; chars: {len(vocab['chars']['items']) + vocab['chars']['pad'] + vocab['chars']['unk']}",
             f"  model: char {model['char']['encoder']}, {model['encoder']['num_layers']}x Bi{model['encoder']['cell'].upper()} "
             f"{model['encoder']['hidden_size']}, decoder {model['decoder']}",
         ]
+
+
+def as_sentence(item: Sentence | tuple[Sequence[str], Sequence[str]]) -> Sentence:
+    """A labelled :class:`Sentence` from a Sentence or a ``(tokens, tags)`` pair; TypeError otherwise."""
+    if isinstance(item, Sentence):
+        return item
+    if isinstance(item, (tuple, list)) and len(item) == 2 and not isinstance(item[0], str) and not isinstance(item[1], str):
+        tokens, tags = list(item[0]), list(item[1])
+        if len(tokens) == len(tags) and all(isinstance(x, str) for x in [*tokens, *tags]):
+            return Sentence(tokens=tokens, labels=tags, rows=[[t] for t in tokens])
+    raise TypeError(f"a labelled sentence is a (tokens, tags) pair of equally long string lists, got {shorten(repr(item))}")
 
 
 #: The earlier name of this class, kept for existing code.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,8 +25,9 @@ from seqtag.data.schemes import (
 from seqtag.data.sources import read_dataset_splits, uses_datasets
 from seqtag.data.text import TokenizerConfig
 from seqtag.data.vocab import Vocabulary, WordIndex
+from seqtag.devices import threads_for
 from seqtag.embeddings import PretrainedVectors
-from seqtag.errors import DataError, SeqtagError
+from seqtag.errors import DataError, SeqtagError, shorten
 from seqtag.evaluation import span_metrics, token_accuracy
 from seqtag.modules.embedders import casing
 from seqtag.tasks import transfer
@@ -64,6 +66,26 @@ class Encoded:
 
     def __len__(self) -> int:
         return len(self.tokens)
+
+
+def warn_swapped_columns(sentences: Sequence[Sentence], sample: int = 2000) -> None:
+    """Warn when the word column looks like tags and the label column like words (swapped
+    ``data.word_column`` / ``data.label_column``): judged on the first ``sample`` tokens."""
+    words, labels = [], []
+    for sentence in sentences:
+        words.extend(sentence.tokens)
+        labels.extend(sentence.labels or [])
+        if len(words) >= sample:
+            break
+    if not words or not labels:
+        return
+    tag_like = re.compile(r"^(O|[BIESLU]-\S+)$")
+    words_as_tags = sum(bool(tag_like.match(w)) for w in words) / len(words)
+    distinct_labels = len(set(labels)) / len(labels)
+    if words_as_tags > 0.5 or (distinct_labels > 0.3 and len(labels) >= 200):
+        log.warning("the word column looks like tags and/or the label column like words (%d%% of words are "
+                    "tag-like, %d distinct labels in %d tokens): are data.word_column and data.label_column "
+                    "swapped?", round(100 * words_as_tags), len(set(labels)), len(labels))
 
 
 class TaggingTask(Task):
@@ -133,6 +155,12 @@ class TaggingTask(Task):
         scheme = cls.tag_scheme(recipe, splits["train"])
         if recipe.data.scheme == "auto":
             log.info("detected tag scheme: %s", scheme.upper())
+        else:
+            detected = detect_scheme(s.labels or [] for s in splits["train"])
+            if detected != scheme:
+                log.warning("data.scheme says %s, but the training tags look like %s; a wrong scheme misreads "
+                            "spans (set data.scheme: auto to use what the data shows)", scheme.upper(), detected.upper())
+        warn_swapped_columns(splits["train"])
         for sentences in splits.values():
             for sentence in sentences:
                 check_tags(sentence.labels or [], scheme, sentence.path, sentence.line)
@@ -329,9 +357,14 @@ class TaggingTask(Task):
         """Emissions from the ONNX runtime if one is set, else None (the model computes them)."""
         return None if self.runtime is None else self.runtime(batch)
 
-    @torch.inference_mode()
     def predict_indices(self, encoded: Sequence[Encoded], batch_size: int = 256) -> list[list[int]]:
-        """Tag indices (training scheme) for each encoded sentence, in input order."""
+        """Tag indices (training scheme) for each encoded sentence, in input order (small calls on one
+        thread: :func:`~seqtag.devices.threads_for`)."""
+        with threads_for(sum(map(len, encoded))):
+            return self._predict_indices(encoded, batch_size)
+
+    @torch.inference_mode()
+    def _predict_indices(self, encoded: Sequence[Encoded], batch_size: int) -> list[list[int]]:
         self.model.eval()
         pieces, plans = self._pieces(encoded)
         results: list[list[int]] = [[] for _ in pieces]
@@ -342,18 +375,23 @@ class TaggingTask(Task):
                 results[i] = best[row][: len(pieces[i])]
         return [[tag for piece, keep_from, keep_to in plan for tag in results[piece][keep_from:keep_to]] for plan in plans]
 
-    @torch.inference_mode()
     def predict_detailed(self, sentences: Sequence[Sentence], batch_size: int = 256, n_best: int = 0) -> list["Prediction"]:
         """Tags (corpus scheme) with per-token confidences and optional n-best lists, in input order.
 
         Sentences longer than ``WINDOW`` tokens are tagged in windows and stitched; they get
         no n-best list (the alternatives of separate windows do not combine into sentence paths).
-        ``n_best`` is at most :data:`MAX_N_BEST`.
+        ``n_best`` is at most :data:`MAX_N_BEST`. Small calls run on one thread
+        (:func:`~seqtag.devices.threads_for`).
         """
         if not 0 <= n_best <= MAX_N_BEST:
             raise SeqtagError(f"n_best is {n_best}; ask for 0 to {MAX_N_BEST} best tag sequences")
         if batch_size < 1:
             raise SeqtagError(f"batch_size is {batch_size}; it must be at least 1")
+        with threads_for(sum(len(s.tokens) for s in sentences)):
+            return self._predict_detailed(sentences, batch_size, n_best)
+
+    @torch.inference_mode()
+    def _predict_detailed(self, sentences: Sequence[Sentence], batch_size: int, n_best: int) -> list["Prediction"]:
         self.model.eval()
         pieces, plans = self._pieces([self.encode(s, with_tags=False) for s in sentences])
         tagged: list[tuple[list[int], list[float], list[tuple[list[str], float]]]] = [None] * len(pieces)  # type: ignore[list-item]
@@ -392,13 +430,23 @@ class TaggingTask(Task):
 
     def check_gold(self, sentences: Sequence[Sentence], path: str | Path | None = None) -> None:
         """DataError (naming the file and line) unless ``sentences`` are some, labelled, and every
-        label belongs to the model's tag scheme (a label the model never saw is allowed: it is an error)."""
+        label belongs to the model's tag scheme; a warning for labels the model never saw in
+        training (it cannot predict them, so they count as errors)."""
         if not sentences:
             raise DataError("no sentences to evaluate", path)
+        known = {tag.partition("-")[2] if self.is_span_task else tag for tag in self.tags.itos}
+        unseen: Counter[str] = Counter()
         for sentence in sentences:
             if sentence.labels is None:
                 raise DataError("evaluation needs the gold label of every token", sentence.path or path, sentence.line)
             check_tags(sentence.labels, self.corpus_scheme, sentence.path or path, sentence.line)
+            for tag in sentence.labels:
+                label = tag.partition("-")[2] if self.is_span_task else tag
+                if label and label not in known and tag != "O":
+                    unseen[label] += 1
+        if unseen:
+            shown = ", ".join(f"{shorten(label, 30)} ({n})" for label, n in unseen.most_common(5))
+            log.warning("%s: labels the model never saw in training, so it cannot predict them: %s", path or "gold", shown)
 
     def evaluate(self, examples: Sequence[Sentence], batch_size: int = 256) -> dict[str, Any]:
         return self.score([s.labels or [] for s in examples], self.predict(examples, batch_size))
