@@ -10,6 +10,7 @@ import torch
 from seqtag.config import Recipe
 from seqtag.devices import resolve_device, set_threads
 from seqtag.errors import SeqtagError
+from seqtag.hub import download, is_hub_name
 from seqtag.registry import load_task, task_entry
 from seqtag.tasks.predictor import Predictor
 from seqtag.training.run import run_recipe
@@ -26,7 +27,8 @@ def load(
     """Load a model file and return a ready predictor for its task.
 
     Args:
-        path: the model file (``model.seqtag``).
+        path: the model file (``model.seqtag``), or ``hf://OWNER/NAME[@REVISION]`` for a model
+            shared on the Hugging Face Hub (downloaded once into the hub cache).
         runtime: ``"torch"``, or ``"onnx"`` to compute a tagger's network with ONNX
             Runtime from the file ``seqtag export`` writes (1.2-1.3x the tokens/s of
             PyTorch on this project's CPU, same tags).
@@ -47,6 +49,8 @@ def load(
         if device not in (None, "auto", "cpu") and resolve_device(device).type != "cpu":
             raise SeqtagError(f"the onnx runtime runs on the CPU, not on {device}")
         device = "cpu"
+    if is_hub_name(path):  # hf://OWNER/NAME: the model file from the hub (or its cache)
+        path = download(str(path))
     set_threads(threads)
     target = resolve_device(device)
     task, metrics = load_task(path)

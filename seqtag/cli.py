@@ -19,6 +19,7 @@ from seqtag.data.conll import read_conll
 from seqtag.data.schemes import check_tags, detect_scheme, normalize_scheme
 from seqtag.errors import DataError, SeqtagError, shorten
 from seqtag.evaluation import format_report, headline, span_metrics, token_accuracy
+from seqtag.hub import push
 from seqtag.integrations.ray import ray_engine
 from seqtag.io import read_archive
 from seqtag.registry import TASKS, task_entry
@@ -110,6 +111,11 @@ def _recipe(args: argparse.Namespace) -> int:
     else:
         defaults = entry.recipe.model_validate({"task": args.task}).model_dump(mode="json")
         print(yaml.safe_dump(defaults, sort_keys=False), end="")
+    return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+    print(f"pushed {args.model} to {push(args.model, args.repo, private=args.private)}")
     return 0
 
 
@@ -269,6 +275,15 @@ def build_parser() -> argparse.ArgumentParser:
     recipe.add_argument("--task", default="tagging", choices=sorted(TASKS), help="the task (default: tagging)")
     recipe.add_argument("--schema", action="store_true", help="print the JSON Schema instead")
     recipe.set_defaults(func=_recipe)
+
+    push_command = commands.add_parser("push", help="share a model on the Hugging Face Hub",
+                                       description="Upload a model file and a model card (recipe, data, scores) to a "
+                                                   "Hugging Face Hub model repository; others load it with "
+                                                   "seqtag.load('hf://OWNER/NAME'). Needs a token (huggingface-cli login).")
+    push_command.add_argument("model", help="model file (model.seqtag)")
+    push_command.add_argument("repo", help="hub repository, OWNER/NAME (created if needed)")
+    push_command.add_argument("--private", action="store_true", help="create the repository as private")
+    push_command.set_defaults(func=_push)
 
     plot = commands.add_parser("plot", help="draw training curves of runs",
                                description="Draw the training curves (loss, dev and test metric, learning rate, "
