@@ -30,6 +30,8 @@ from pydantic import AfterValidator
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from seqtag.modules.lstm_variants import GATES, VariantLSTM
+
 
 class RecurrentCell:
     """One kind of recurrent cell: builds its layer and runs it over padded batches.
@@ -108,8 +110,60 @@ class GRU(RecurrentCell):
     layer = nn.GRU
 
 
+class RNN(RecurrentCell):
+    """The simple recurrent network, h' = tanh(W x + U h + b) (Elman 1990): what LSTM was made to
+    beat on long time lags. PyTorch's ``nn.RNN`` on packed sequences."""
+
+    name = "rnn"
+    layer = nn.RNN
+
+
+class Variant(RecurrentCell):
+    """An LSTM variant of :mod:`seqtag.modules.lstm_variants` (peephole, coupled, nfg, nig, nog,
+    noaf): its own layer, with the time loop in TorchScript.
+
+    Args:
+        variant: the variant's name, also its recipe name.
+    """
+
+    def __init__(self, variant: str) -> None:
+        self.name = variant  # type: ignore[misc]
+        self.variant = variant
+
+    def build(
+        self, input_size: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.0, bidirectional: bool = False
+    ) -> nn.Module:  # type: ignore[override]
+        return VariantLSTM(self.variant, input_size, hidden_size, num_layers, dropout if num_layers > 1 else 0.0,
+                           bidirectional)
+
+    def initialize(self, rnn: nn.Module) -> None:  # type: ignore[override]
+        """Forget-gate bias 1, as for ``lstm``, where the variant has a forget gate."""
+        gates = GATES[self.variant]
+        if "f" not in gates:
+            return
+        block = gates.index("f")
+        for name, bias in rnn.named_parameters():
+            if name.startswith("bias_"):
+                hidden = bias.size(0) // len(gates)
+                with torch.no_grad():
+                    bias[block * hidden : (block + 1) * hidden].fill_(1.0 if name.startswith("bias_ih") else 0.0)
+
+    def run(self, rnn: nn.Module, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return rnn(inputs, lengths)
+
+    def final_states(self, rnn: nn.Module, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        outputs = rnn(inputs, lengths)  # (B, T, directions * H)
+        hidden = rnn.hidden_size
+        last = (lengths.to(outputs.device) - 1).clamp(min=0)
+        forward = outputs[torch.arange(outputs.size(0), device=outputs.device), last, :hidden]  # (B, H)
+        if not rnn.bidirectional:
+            return forward
+        return torch.cat([forward, outputs[:, 0, hidden:]], dim=1)  # the backward direction ends at step 0
+
+
 #: Every cell a recipe can name.
-CELLS: dict[str, RecurrentCell] = {c.name: c for c in (LSTM(), GRU())}
+CELLS: dict[str, RecurrentCell] = {c.name: c for c in (
+    LSTM(), GRU(), RNN(), *(Variant(v) for v in ("peephole", "coupled", "nfg", "nig", "nog", "noaf")))}
 
 
 def cell(name: str) -> RecurrentCell:

@@ -65,10 +65,11 @@ def test_edge_lengths_match_packed_nn_lstm_in_training_mode(lengths):
 # ------------------------------------------------------------------------- the cell registry
 
 
-@pytest.mark.parametrize("name", sorted(CELLS))
+@pytest.mark.parametrize("name", sorted(name for name, c in CELLS.items() if hasattr(c, "layer")))
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_every_cell_runs_padded_batches_as_packed_sequences(name, bidirectional):
-    """``run`` and ``final_states`` of every registered cell equal the packed layer's results."""
+    """``run`` and ``final_states`` of every cell built on a PyTorch layer equal the packed layer's
+    results (the LSTM variants have their own tests)."""
     torch.manual_seed(3)
     recurrent = cell(name)
     layer = recurrent.build(5, 4, num_layers=2, bidirectional=bidirectional).eval()

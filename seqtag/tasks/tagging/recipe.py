@@ -21,13 +21,13 @@ class CharConfig(Section):
     kernel_size: int = Field(3, ge=1, le=MAX_WINDOW)
     hidden_size: int = Field(25, ge=1, le=MAX_SIZE)
     dropout: float = Field(0.5, ge=0, lt=1)
-    cell: CellName = Field("lstm", description="recurrent cell of the character BiRNN (encoder: lstm): lstm or gru")
+    cell: CellName = Field("lstm", description="recurrent cell of the character BiRNN (encoder: lstm): any recurrent cell, e.g. lstm or gru")
 
 
 class RNNConfig(Section):
     """The sentence encoder: a stacked bidirectional RNN."""
 
-    cell: CellName = Field("lstm", description="recurrent cell: lstm or gru (seqtag.modules.recurrent)")
+    cell: CellName = Field("lstm", description="recurrent cell: lstm, gru, rnn, peephole, coupled, nfg, nig, nog, noaf (seqtag.modules.recurrent)")
     hidden_size: int = Field(200, ge=1, le=MAX_SIZE, description="per direction")
     num_layers: int = Field(1, ge=1, le=MAX_LAYERS)
     dropout: float = Field(0.5, ge=0, lt=1, description="between stacked layers")

@@ -124,7 +124,7 @@ class TargetLSTM(nn.Module):
                             parameter.zero_()
                         else:
                             parameter.uniform_(-init_range, init_range)
-            elif isinstance(module, nn.RNNBase):
+            elif module is not self.output:
                 self.cell.initialize(module)
 
     def target_vector(self, batch: TargetBatch) -> torch.Tensor:

@@ -29,7 +29,7 @@ class TargetModelConfig(Section):
 
     architecture: Literal["lstm", "td-lstm", "tc-lstm"] = "td-lstm"
     hidden_size: int = Field(100, ge=1, le=MAX_SIZE, description="state size of each LSTM")
-    cell: CellName = Field("lstm", description="recurrent cell of the LSTMs: lstm or gru (seqtag.modules.recurrent)")
+    cell: CellName = Field("lstm", description="recurrent cell of the LSTMs: lstm, gru, rnn, peephole, coupled, nfg, nig, nog, noaf (seqtag.modules.recurrent)")
     dropout: float = Field(0.0, ge=0, lt=1, description="on the word vectors the LSTMs read")
     output_dropout: float = Field(0.0, ge=0, lt=1, description="on the final states before the softmax layer")
     init_range: float | None = Field(
