@@ -129,3 +129,24 @@ def test_n_best_is_bounded() -> None:
     with pytest.raises(SeqtagError, match="n_best is 1000000; ask for 0 to 100"):
         tagger.tag("Anna visited Oslo.", n_best=10**6)
     assert len(tagger.tag("Anna visited Oslo.", n_best=3)[0].n_best) == 3
+
+
+def test_a_relative_data_dir_is_one_folder_for_every_split(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, train.txt came from the working directory and valid.txt from the recipe's folder."""
+    from seqtag.errors import DataError
+    from seqtag.registry import recipe_from_dict
+
+    recipes, work = tmp_path / "recipes", tmp_path / "work"
+    for folder, names in ((recipes / "corpus", ("train.txt", "valid.txt", "test.txt")), (work / "corpus", ("train.txt",))):
+        folder.mkdir(parents=True)
+        for name in names:
+            (folder / name).write_text("Anna B-PER\n\n", encoding="utf-8")
+    monkeypatch.chdir(work)
+    recipe = recipe_from_dict({"task": "tagging", "data": {"dir": "corpus"}, "embeddings": {"dim": 4}},
+                              str(recipes / "r.yaml"))
+    assert recipe.data_dir() == Path("corpus")
+    with pytest.raises(DataError, match="the dev file valid.txt is missing. Put the corpus files .* in corpus"):
+        recipe.split_files("dev")
+    (work / "corpus" / "train.txt").unlink()
+    assert recipe.data_dir() == recipes / "corpus"
+    assert [p.parent for p in recipe.split_files("dev") + recipe.split_files("train")] == [recipes / "corpus"] * 2
