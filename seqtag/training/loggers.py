@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from seqtag.config import flatten
 from seqtag.errors import RecipeError
 
 #: logger name -> the package it needs
@@ -25,17 +26,6 @@ def check_available(names: list[str]) -> None:
         package = PACKAGES[name]
         if importlib.util.find_spec(package) is None:
             raise RecipeError(f"training.loggers: {name} needs the {package} package: pip install {package}")
-
-
-def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``."""
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def scalars(record: dict[str, Any]) -> dict[str, float]:

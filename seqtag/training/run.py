@@ -13,7 +13,7 @@ import torch
 import yaml
 from filelock import FileLock, Timeout
 
-from seqtag.config import Recipe, apply_overrides, read_recipe_file
+from seqtag.config import Recipe, apply_overrides, flatten, read_recipe_file
 from seqtag.errors import RecipeError
 from seqtag.io import atomic_write_text, remove_temporaries
 from seqtag.registry import load_recipe, recipe_from_dict, task_entry
@@ -87,16 +87,6 @@ def resolve_recipe(
     return recipe_from_dict(data, str(source) if source else str(stored), check=True)
 
 
-def _flatten(data: dict, prefix: str = "") -> dict[str, object]:
-    flat: dict[str, object] = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 def _check_same_recipe(recipe: Recipe, run_dir: Path) -> None:
     stored_path = run_dir / "recipe.yaml"
     progress_files = (run_dir / CHECKPOINT_NAME, run_dir / SELECTION / CHECKPOINT_NAME, run_dir / SELECTION / "selection.json")
@@ -106,8 +96,8 @@ def _check_same_recipe(recipe: Recipe, run_dir: Path) -> None:
     if stored_path.exists():
         # validated again, so that keys added since with their defaults do not count as changes
         data = yaml.safe_load(stored_path.read_text(encoding="utf-8")) or {}
-        stored = _flatten(recipe_from_dict(data, str(stored_path)).model_dump(mode="json"))
-    current = _flatten(recipe.model_dump(mode="json"))
+        stored = flatten(recipe_from_dict(data, str(stored_path)).model_dump(mode="json"))
+    current = flatten(recipe.model_dump(mode="json"))
     differ = sorted(k for k in stored.keys() | current.keys()
                     if k not in RESUMABLE_CHANGES and stored.get(k) != current.get(k))
     if differ:
