@@ -20,12 +20,15 @@ seqtag's tokenizer and sentence splitter::
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import torch
 from spacy.language import Language
 from spacy.tokens import Doc, Span, Token
 from spacy.util import filter_spans, registry
@@ -36,10 +39,13 @@ from seqtag.data.conll import Sentence
 from seqtag.data.schemes import spans_from_tags
 from seqtag.data.text import Tokenizer as TextTokenizer
 from seqtag.data.text import TokenizerConfig
-from seqtag.errors import SeqtagError
+from seqtag.devices import resolve_device
+from seqtag.errors import ArchiveError, DataError, SeqtagError
+from seqtag.io import atomic_open, atomic_write_bytes, shorten
 
 MODEL_FILE = "model.seqtag"
 CONFIDENCE = "seqtag_confidence"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 for _cls in (Token, Span):
     if not _cls.has_extension(CONFIDENCE):
@@ -53,29 +59,60 @@ class SeqtagComponent:
         nlp: the pipeline.
         name: the component's name in the pipeline.
         model: path of a ``model.seqtag`` file (may be empty when the model
-            comes from ``from_disk``).
+            comes from ``from_disk`` or ``from_bytes``).
         overwrite_ents: replace existing ``doc.ents`` (True) or keep them and
             add only non-overlapping predicted entities (False).
-        batch_size: sentences per batch inside ``nlp.pipe``.
+        batch_size: sentences per batch inside ``nlp.pipe`` (at least 1).
         device: where the model runs: ``auto`` (a GPU when there is one), ``cpu``, ``cuda``,
             ``cuda:N`` or ``mps``.
+
+    Raises:
+        SeqtagError: a bad setting or model file, when the component is made (not at the first doc).
+
+    ``nlp.pipe(texts, n_process=N)`` works with either start method: a worker process made by
+    ``fork`` after the parent ran the model would deadlock in torch's inherited thread pool, so a
+    component that finds itself in a new process sets torch to one thread there first (the
+    processes are the parallelism).
     """
 
     def __init__(
         self, nlp: Language, name: str, model: str | None, overwrite_ents: bool, batch_size: int, device: str = "auto"
     ) -> None:
         self.name = name
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise SeqtagError(f"the {name!r} component's batch_size must be a whole number of at least 1, "
+                              f"got {shorten(repr(batch_size))}")
+        if not isinstance(overwrite_ents, bool):
+            raise SeqtagError(f"the {name!r} component's overwrite_ents must be true or false, "
+                              f"got {shorten(repr(overwrite_ents))}")
+        if not isinstance(device, str):
+            raise SeqtagError(f"the {name!r} component's device must be a name such as cpu or cuda, "
+                              f"got {shorten(repr(device))}")
+        resolve_device(device)  # an unknown or missing device: SeqtagError now, not at from_disk
         self.overwrite_ents = overwrite_ents
         self.batch_size = batch_size
         self.device = device
         self.model_path: Path | None = None
+        self.model_bytes: bytes | None = None  # the model file's content when it came from from_bytes
         self.tagger: Any = None
+        self._pid = os.getpid()
         if model:
             self._load(Path(model))
 
-    def _load(self, path: Path) -> None:
-        self.tagger = load(path, device=self.device)
-        self.model_path = path
+    def _load(self, path: Path, source: str | None = None) -> None:
+        """Load the tagging model in the file ``path`` (``source``: how to name it in messages)."""
+        try:
+            tagger = load(path, device=self.device)
+        except SeqtagError as error:
+            if source is None:
+                raise
+            raise type(error)(str(error).replace(str(path), source)) from None
+        if getattr(tagger.task, "name", None) != "tagging":
+            raise SeqtagError(f"{source or path}: the {self.name!r} component runs tagging models, this is a "
+                              f"{shorten(repr(getattr(tagger.task, 'name', type(tagger).__name__)))} model")
+        self.tagger = tagger
+        self.model_path = None if source is not None else path
+        self.model_bytes = None
 
     def _require(self) -> Any:
         if self.tagger is None:
@@ -87,6 +124,9 @@ class SeqtagComponent:
 
     def pipe(self, docs: Iterable[Doc], batch_size: int | None = None) -> Iterator[Doc]:
         """Tag docs in batches; yields them in input order."""
+        if batch_size is not None and (not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 0):
+            raise SeqtagError(f"batch_size must be a whole number of at least 1 (0 or None: the component's "
+                              f"batch_size), got {shorten(repr(batch_size))}")
         size = batch_size or self.batch_size
         buffer: list[Doc] = []
         for doc in docs:
@@ -99,6 +139,11 @@ class SeqtagComponent:
 
     def _process(self, docs: list[Doc]) -> list[Doc]:
         tagger = self._require()
+        if os.getpid() != self._pid:
+            # a worker of nlp.pipe(n_process=N): after a fork, torch's thread pool inherited from a
+            # parent that used it deadlocks the first parallel operation; one thread per process
+            torch.set_num_threads(1)
+            self._pid = os.getpid()
         units = [list(self._units(doc)) for doc in docs]
         sentences = [Sentence(tokens=[t.text for t in unit]) for doc_units in units for unit in doc_units]
         predictions = iter(tagger.task.predict_detailed(sentences, self.batch_size))
@@ -145,28 +190,58 @@ class SeqtagComponent:
     # -------------------------------------------------------------- serialisation
 
     def to_disk(self, path: str | Path, exclude: Iterable[str] = ()) -> None:
+        """Write the model file into the folder ``path`` (as ``model.seqtag``, atomically)."""
         folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
-        source = self.model_path
-        if source is None:
+        target = folder / MODEL_FILE
+        if self.model_bytes is None and self.model_path is None:
             raise SeqtagError(f"the {self.name!r} component has no model to save")
-        if source.resolve() != (folder / MODEL_FILE).resolve():
-            shutil.copyfile(source, folder / MODEL_FILE)
+        source = self.model_path
+        try:
+            if self.model_bytes is None and source is not None and source.resolve() == target.resolve():
+                return  # saved where it was loaded from
+            model = None if self.model_bytes is not None else source.open("rb")  # type: ignore[union-attr]
+        except OSError as error:
+            raise SeqtagError(f"the {self.name!r} component cannot save its model: {source} cannot be read "
+                              f"({shorten(error.strerror or str(error))}); was it moved or deleted?") from None
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            if model is None:
+                atomic_write_bytes(target, self.model_bytes)  # type: ignore[arg-type]
+            else:
+                with model, atomic_open(target) as out:
+                    shutil.copyfileobj(model, out)
+        except OSError as error:
+            raise SeqtagError(f"the {self.name!r} component cannot write {target} "
+                              f"({shorten(error.strerror or str(error))})") from None
 
     def from_disk(self, path: str | Path, exclude: Iterable[str] = ()) -> "SeqtagComponent":
+        """Load ``model.seqtag`` from the folder ``path``."""
         self._load(Path(path) / MODEL_FILE)
         return self
 
     def to_bytes(self, exclude: Iterable[str] = ()) -> bytes:
+        """The model file's content."""
+        if self.model_bytes is not None:
+            return self.model_bytes
         if self.model_path is None:
             raise SeqtagError(f"the {self.name!r} component has no model to serialise")
-        return self.model_path.read_bytes()
+        try:
+            return self.model_path.read_bytes()
+        except OSError as error:
+            raise SeqtagError(f"the {self.name!r} component cannot serialise its model: {self.model_path} cannot be "
+                              f"read ({shorten(error.strerror or str(error))}); was it moved or deleted?") from None
 
     def from_bytes(self, data: bytes, exclude: Iterable[str] = ()) -> "SeqtagComponent":
-        handle = tempfile.NamedTemporaryFile(suffix=".seqtag", delete=False)
-        with handle:
-            handle.write(data)
-        self._load(Path(handle.name))
+        """Load the model from a model file's content (kept in memory for ``to_bytes`` / ``to_disk``);
+        the temporary copy it is read from is deleted at once, so no file is left behind."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise SeqtagError(f"from_bytes takes the bytes of a model file, got {type(data).__name__}")
+        data = bytes(data)
+        with tempfile.TemporaryDirectory(prefix="seqtag-") as folder:
+            path = Path(folder) / MODEL_FILE
+            path.write_bytes(data)
+            self._load(path, source="the model bytes")
+        self.model_bytes = data
         return self
 
 
@@ -196,6 +271,17 @@ class SeqtagTokenizer:
         self.tokenizer = TextTokenizer(config)
 
     def __call__(self, text: str) -> Doc:
+        """The doc of ``text``: seqtag's tokens, whitespace tokens between them, sentence starts.
+
+        Raises:
+            DataError: text that spaCy cannot store (lone surrogates, which are not Unicode characters).
+        """
+        surrogate = _SURROGATE.search(text)
+        if surrogate is not None:
+            raise DataError(
+                f"the text holds a lone surrogate (U+{ord(surrogate.group()):04X}) at character {surrogate.start()}, "
+                "which spaCy cannot store; decode the text with errors='replace' (or 'ignore')"
+            )
         words: list[str] = []
         spaces: list[bool] = []
         starts: list[bool] = []
@@ -233,14 +319,23 @@ class SeqtagTokenizer:
         return json.dumps(self.tokenizer.config.to_json()).encode("utf-8")
 
     def from_bytes(self, data: bytes, exclude: Iterable[str] = ()) -> "SeqtagTokenizer":
-        self.tokenizer = TextTokenizer(TokenizerConfig.from_json(json.loads(data.decode("utf-8"))))
+        try:
+            settings = json.loads(bytes(data).decode("utf-8"))
+        except (TypeError, ValueError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise ArchiveError(f"the seqtag tokenizer's settings are not valid JSON ({shorten(str(error))})") from None
+        self.tokenizer = TextTokenizer(TokenizerConfig.from_json(settings))
         return self
 
     def to_disk(self, path: str | Path, exclude: Iterable[str] = ()) -> None:
         Path(path).write_bytes(self.to_bytes())
 
     def from_disk(self, path: str | Path, exclude: Iterable[str] = ()) -> "SeqtagTokenizer":
-        return self.from_bytes(Path(path).read_bytes())
+        try:
+            data = Path(path).read_bytes()
+        except OSError as error:
+            raise ArchiveError(f"{path}: cannot read the seqtag tokenizer's settings "
+                               f"({shorten(error.strerror or str(error))})") from None
+        return self.from_bytes(data)
 
 
 @registry.tokenizers("seqtag.Tokenizer.v1")

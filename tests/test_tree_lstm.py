@@ -174,3 +174,53 @@ def test_batch_levels_and_rows() -> None:
     assert batch.word_ids.tolist() == [4, 5, 7]
     assert batch.labels.tolist() == [2, 3, 0, 1]
     assert np.array_equal(a.heights, [1, 0, 0])
+
+
+@pytest.mark.parametrize("cell", [BinaryTreeLSTM, ChildSumTreeLSTM])
+def test_tall_batches_path_equals_the_growing_table(cell: type, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Training on batches taller than GROWING_LEVELS keeps one tensor per level (linear in the
+    nodes); states and every gradient are those of the growing table, value for value."""
+    from seqtag.modules import tree_lstm
+
+    torch.manual_seed(2)
+    rng = random.Random(11)
+    module = cell(6, 5).double()
+    vectors = torch.randn(20, 6, dtype=torch.float64)
+    trees = [random_binary_tree(rng, rng.randint(1, 12)) for _ in range(10)]
+    trees += [with_some_internal_words(rng, random_binary_tree(rng, rng.randint(2, 12))) for _ in range(10)]
+    if cell is ChildSumTreeLSTM:
+        trees += [random_dependency_tree(rng, rng.randint(1, 15)) for _ in range(10)]
+    batch = TreeBatch.build([TreeStructure.build(children, words) for children, words in trees])
+    weight = torch.randn(batch.num_nodes + 1, 5, dtype=torch.float64)
+    results = []
+    for limit in (len(batch.levels), 0):  # the growing table, then one tensor per level
+        monkeypatch.setattr(tree_lstm, "GROWING_LEVELS", limit)
+        module.zero_grad()
+        inputs = vectors[batch.word_ids].clone().requires_grad_()
+        h, c = module(batch, inputs)
+        ((h * weight).sum() + (c * weight).sum()).backward()
+        results.append([h.detach(), c.detach(), inputs.grad, *(p.grad.clone() for p in module.parameters())])
+    for growing, by_level in zip(*results, strict=True):
+        assert torch.equal(growing, by_level)
+    monkeypatch.setattr(tree_lstm, "GROWING_LEVELS", 0)
+    for (children, words), got in zip(trees, batched_states(module, trees, vectors), strict=True):
+        torch.testing.assert_close(got, recursive_states(module, children, words, vectors), rtol=1e-10, atol=1e-12)
+
+
+def test_tall_batches_path_gradients_match_finite_differences(monkeypatch: pytest.MonkeyPatch) -> None:
+    from seqtag.modules import tree_lstm
+
+    monkeypatch.setattr(tree_lstm, "GROWING_LEVELS", 0)
+    torch.manual_seed(3)
+    module = ChildSumTreeLSTM(3, 4).double()
+    children = [[1], [2, 5], [3, 4], [], [], []]
+    batch = TreeBatch.build([TreeStructure.build(children, [1, -1, 2, 0, 1, 2])])
+    inputs = torch.randn(batch.word_ids.size(0), 3, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(batch.num_nodes + 1, 4, dtype=torch.float64)
+    names = [n for n, _ in module.named_parameters()]
+
+    def f(x: torch.Tensor, *flat: torch.Tensor) -> torch.Tensor:
+        h, c = torch.func.functional_call(module, dict(zip(names, flat, strict=True)), (batch, x))
+        return (h * weight).sum() + (c * weight).sum()
+
+    assert torch.autograd.gradcheck(f, (inputs, *[p.detach().requires_grad_() for p in module.parameters()]))

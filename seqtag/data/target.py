@@ -30,6 +30,15 @@ from seqtag.data.files import read_lines
 from seqtag.errors import DataError
 
 PLACEHOLDER = "$T$"
+#: The most tokens each LSTM of TD-LSTM and TC-LSTM reads: the left one the last ``MAX_CONTEXT``
+#: tokens of the sentence start through the last mention, the right one the first ``MAX_CONTEXT`` of
+#: the first mention through the sentence end (see :meth:`TargetExample.left_context`); the LSTM
+#: baseline reads at most ``2 * MAX_CONTEXT`` tokens. Longer sentences are read in this window
+#: around the target, so a huge example costs no more than a long tweet; shorter ones are read whole.
+MAX_CONTEXT = 200
+#: The most tokens a target may have (the targets of the Twitter and SemEval corpora have at most
+#: about ten); a longer one is a :class:`~seqtag.errors.DataError`.
+MAX_TARGET_TOKENS = 100
 #: Polarity values of the format, in class order, and their names.
 POLARITIES = ("-1", "0", "1")
 LABEL_NAMES = {"-1": "negative", "0": "neutral", "1": "positive"}
@@ -60,7 +69,7 @@ class TargetExample:
             raise ValueError("a target is mentioned at least once")
         for start, end in self.mentions:
             if not 0 <= start < end <= len(self.tokens) or self.tokens[start:end] != self.target:
-                raise ValueError(f"mention {start}:{end} does not hold the target {self.target}")
+                raise ValueError(f"mention {start}:{end} does not hold the target {_shown(' '.join(self.target))}")
 
     @classmethod
     def from_template(
@@ -88,6 +97,24 @@ class TargetExample:
         """Tokens from the start of the first mention to the sentence end (read backwards by the right LSTM)."""
         return self.tokens[self.mentions[0][0] :]
 
+    def left_context(self, limit: int = MAX_CONTEXT) -> list[str]:
+        """What TD/TC-LSTM's left LSTM reads: the last ``limit`` tokens of :attr:`left`."""
+        end = self.mentions[-1][1]
+        return self.tokens[max(0, end - limit) : end]
+
+    def right_context(self, limit: int = MAX_CONTEXT) -> list[str]:
+        """What TD/TC-LSTM's right LSTM reads (backwards): the first ``limit`` tokens of :attr:`right`."""
+        start = self.mentions[0][0]
+        return self.tokens[start : start + limit]
+
+    def window(self, limit: int = 2 * MAX_CONTEXT) -> list[str]:
+        """What the LSTM baseline reads: the whole sentence when it has at most ``limit`` tokens, else
+        the ``limit`` tokens that start ``limit // 2`` before the first mention (earlier near the end)."""
+        if len(self.tokens) <= limit:
+            return self.tokens
+        start = min(max(0, self.mentions[0][0] - limit // 2), len(self.tokens) - limit)
+        return self.tokens[start : start + limit]
+
     @property
     def template(self) -> str:
         """The sentence with ``$T$`` in place of each mention, as in the file format."""
@@ -104,6 +131,23 @@ class TargetExample:
         return len(self.tokens)
 
 
+def check_target(target: Sequence[str], path: str | None = None, line: int | None = None) -> None:
+    """Raise a :class:`DataError` (naming ``path`` and ``line``) when ``target`` has more than
+    :data:`MAX_TARGET_TOKENS` tokens."""
+    if len(target) > MAX_TARGET_TOKENS:
+        raise DataError(f"the target has {len(target)} tokens, more than the {MAX_TARGET_TOKENS} a target may have: "
+                        f"{_shown(' '.join(target))}", path, line)
+
+
+def _shown(value: object, limit: int = 80) -> str:
+    """``repr(value)`` cut to about ``limit`` characters (a message never holds an unbounded value)."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    size = len(value) if isinstance(value, str) else len(text)
+    return f"{text[: limit - 20]}...{text[-12:]} ({size} characters)"
+
+
 def _lines(path: str) -> Iterator[tuple[int, str]]:
     for number, line in read_lines(path):
         yield number, line.strip()
@@ -113,12 +157,12 @@ def _check_sentence(text: str, path: str, number: int) -> list[str]:
     tokens = text.split()
     if PLACEHOLDER not in tokens:
         if PLACEHOLDER in text:
-            raise DataError(f"{PLACEHOLDER} must be a token of its own (spaces around it): {text!r}", path, number)
+            raise DataError(f"{PLACEHOLDER} must be a token of its own (spaces around it): {_shown(text)}", path, number)
         if _POLARITY.fullmatch(text):
-            raise DataError(f"found the polarity {text!r} where a sentence with {PLACEHOLDER} should start an example: "
+            raise DataError(f"found the polarity {_shown(text)} where a sentence with {PLACEHOLDER} should start an example: "
                             "is a sentence or target line missing above?", path, number)
         hint = ": is a line missing or extra in the example above?" if number > 1 else ""
-        raise DataError(f"expected a sentence with the target replaced by {PLACEHOLDER}, found {text!r}{hint}", path, number)
+        raise DataError(f"expected a sentence with the target replaced by {PLACEHOLDER}, found {_shown(text)}{hint}", path, number)
     return tokens
 
 
@@ -151,9 +195,10 @@ def iter_target_file(path: str | Path, labelled: bool | None = True) -> Iterator
         if not target_text:
             raise DataError(f"the target of the sentence on line {start} is empty (blank line)", path, number)
         if PLACEHOLDER in target_text:
-            raise DataError(f"expected the target of the sentence on line {start}, found another sentence {target_text!r}",
+            raise DataError(f"expected the target of the sentence on line {start}, found another sentence {_shown(target_text)}",
                             path, number)
         target = target_text.split()
+        check_target(target, path, number)
         label: str | None = None
         if labelled is not False:
             following = next(lines, None)
@@ -165,7 +210,7 @@ def iter_target_file(path: str | Path, labelled: bool | None = True) -> Iterator
                     raise DataError(f"the polarity (-1, 0 or 1) of the example starting on line {start} is missing",
                                     path, where)
                 raise DataError(f"expected the polarity (-1, 0 or 1) of the example starting on line {start}, "
-                                f"found {following[1]!r}", path, following[0])
+                                f"found {_shown(following[1])}", path, following[0])
             elif following is not None and following[1]:
                 pending = following  # unlabelled input: this line starts the next example
         yield TargetExample.from_template(template, target, label, path, start)

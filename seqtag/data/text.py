@@ -47,10 +47,12 @@ from typing import Any
 from tokenizers import Regex
 from tokenizers import pre_tokenizers as pt
 
-from seqtag.errors import ArchiveError
+from seqtag.errors import ArchiveError, RecipeError
 
 __all__ = [
     "ABBREVIATIONS",
+    "MAX_ABBREVIATION_LENGTH",
+    "MAX_EXTRA_ABBREVIATIONS",
     "TOKENIZER_VERSION",
     "Token",
     "Tokenizer",
@@ -90,6 +92,47 @@ _URL_END = r"""[^\s.,;:!?'"’”)\]}>]"""
 _SUFFIX = r"(?i:n['’]t|['’](?:s|re|ve|ll|d|m))\b"
 _ABBREVIATION = re.compile(r"[^\W_][\w.'’&-]*")
 
+#: The longest abbreviation :attr:`TokenizerConfig.extra_abbreviations` accepts (the built-in ones have
+#: at most 6 characters); abbreviations are compiled into the token regex.
+MAX_ABBREVIATION_LENGTH = 40
+#: The most abbreviations :attr:`TokenizerConfig.extra_abbreviations` accepts (10,000 of them build
+#: the tokenizer in about a second).
+MAX_EXTRA_ABBREVIATIONS = 10_000
+
+
+def _cut(text: str, limit: int = 80) -> str:
+    """``text`` cut to about ``limit`` characters (error messages never hold an unbounded value)."""
+    return text if len(text) <= limit else f"{text[: limit - 20]}...{text[-12:]} ({len(text)} characters)"
+
+
+def _shown(value: object, limit: int = 80) -> str:
+    """``repr(value)`` cut to about ``limit`` characters (saying how long a cut string was)."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    size = len(value) if isinstance(value, str) else len(text)
+    return f"{text[: limit - 20]}...{text[-12:]} ({size} characters)"
+
+
+def _abbreviation_problems(extra: tuple[Any, ...]) -> list[str]:
+    """Problems of :attr:`TokenizerConfig.extra_abbreviations` (at most five; see :meth:`TokenizerConfig.problems`)."""
+    found: list[str] = []
+    if len(extra) > MAX_EXTRA_ABBREVIATIONS:
+        found.append(f"extra_abbreviations: at most {MAX_EXTRA_ABBREVIATIONS} abbreviations, got {len(extra)}")
+        return found
+    for abbreviation in extra:
+        if not isinstance(abbreviation, str):
+            found.append(f"extra_abbreviations: an abbreviation is a string, got {_shown(abbreviation)}")
+        elif len(abbreviation) > MAX_ABBREVIATION_LENGTH:
+            found.append(f"extra_abbreviations: an abbreviation has at most {MAX_ABBREVIATION_LENGTH} characters, "
+                         f"got {_shown(abbreviation)}")
+        elif not _ABBREVIATION.fullmatch(abbreviation):
+            found.append(f"extra_abbreviations: not a valid abbreviation: {_shown(abbreviation)} "
+                         "(letters, digits, then . - ' ’ &)")
+        if len(found) >= 5:
+            break
+    return found
+
 
 @dataclass
 class TokenizerConfig:
@@ -109,9 +152,37 @@ class TokenizerConfig:
 
     def __post_init__(self) -> None:
         self.extra_abbreviations = tuple(self.extra_abbreviations)
-        for abbreviation in self.extra_abbreviations:
-            if not isinstance(abbreviation, str) or not _ABBREVIATION.fullmatch(abbreviation):
-                raise ValueError(f"not a valid abbreviation: {abbreviation!r} (letters, digits, then . - ' ’ &)")
+        problems = self.problems()
+        if problems:
+            raise ValueError(problems[0])
+
+    def problems(self) -> list[str]:
+        """What is wrong with these settings, as ``"extra_abbreviations: ..."`` lines (empty: nothing).
+
+        The abbreviations become part of the token regex, so their number and length are bounded
+        (:data:`MAX_EXTRA_ABBREVIATIONS`, :data:`MAX_ABBREVIATION_LENGTH`); messages show at most
+        about 80 characters of a value.
+        """
+        return _abbreviation_problems(self.extra_abbreviations)
+
+    @classmethod
+    def from_recipe(cls, section: Any) -> TokenizerConfig:
+        """Settings from a recipe's ``tokenizer`` section (a pydantic model or a dict).
+
+        Raises:
+            RecipeError: every problem of the section (``tokenizer.extra_abbreviations: ...``).
+        """
+        data = section.model_dump() if hasattr(section, "model_dump") else dict(section)
+        extra = data.get("extra_abbreviations") or ()
+        if isinstance(extra, (str, bytes)) or not isinstance(extra, (list, tuple)):
+            raise RecipeError(f"tokenizer.extra_abbreviations: a list of strings, got {_shown(extra)}")
+        problems = _abbreviation_problems(tuple(extra))
+        if problems:
+            raise RecipeError("\n".join(f"tokenizer.{problem}" for problem in problems))
+        try:
+            return cls(**{**data, "extra_abbreviations": tuple(extra)})
+        except (TypeError, ValueError) as error:
+            raise RecipeError(f"tokenizer: {error}") from None
 
     def to_json(self) -> dict[str, Any]:
         """The settings as a JSON-serialisable dict."""
@@ -126,23 +197,25 @@ class TokenizerConfig:
         Raises :class:`~seqtag.errors.ArchiveError` on unknown keys, wrong types,
         or a version newer than this code knows.
         """
+        if not isinstance(data, dict):
+            raise ArchiveError(f"the tokenizer settings are a JSON object, got {type(data).__name__}")
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ArchiveError(f"unknown tokenizer settings: {', '.join(unknown)}")
+            raise ArchiveError(f"unknown tokenizer settings: {_cut(', '.join(map(str, unknown)))}")
         version = data.get("version", TOKENIZER_VERSION)
         if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= TOKENIZER_VERSION:
-            raise ArchiveError(f"tokenizer version {version!r} is not supported (this code has {TOKENIZER_VERSION})")
+            raise ArchiveError(f"tokenizer version {_shown(version)} is not supported (this code has {TOKENIZER_VERSION})")
         for name in ("split_contractions", "split_hyphens", "keep_web_tokens"):
             if name in data and not isinstance(data[name], bool):
-                raise ArchiveError(f"tokenizer setting {name} must be true or false, got {data[name]!r}")
+                raise ArchiveError(f"tokenizer setting {name} must be true or false, got {_shown(data[name])}")
         extra = data.get("extra_abbreviations", [])
         if not isinstance(extra, (list, tuple)):
-            raise ArchiveError(f"tokenizer setting extra_abbreviations must be a list of strings, got {extra!r}")
+            raise ArchiveError(f"tokenizer setting extra_abbreviations must be a list of strings, got {_shown(extra)}")
         try:
             return cls(**{**data, "extra_abbreviations": tuple(extra), "version": version})
         except ValueError as error:
-            raise ArchiveError(f"tokenizer setting extra_abbreviations: {error}") from None
+            raise ArchiveError(f"tokenizer setting {error}") from None
 
 
 @dataclass(slots=True)
@@ -155,22 +228,33 @@ class Token:
 
 
 def _trie_pattern(words: list[str]) -> str:
-    """A regex matching exactly ``words``, factored by common prefixes (much faster than a flat ``a|b|c``)."""
+    """A regex matching exactly ``words``, factored by common prefixes (much faster than a flat ``a|b|c``).
+
+    Built without recursion (an explicit stack), so the length of a word is no limit.
+    """
     trie: dict[str, Any] = {}
     for word in words:
         node = trie
         for char in word:
             node = node.setdefault(char, {})
         node[""] = {}
-
-    def emit(node: dict[str, Any]) -> str:
-        branches = [re.escape(char) + emit(child) for char, child in sorted(node.items()) if char]
+    # post-order over the trie: a node's pattern is made once all of its children's are
+    patterns: dict[int, str] = {}
+    stack: list[tuple[dict[str, Any], bool]] = [(trie, False)]
+    while stack:
+        node, ready = stack.pop()
+        if not ready:
+            stack.append((node, True))
+            stack.extend((child, False) for char, child in node.items() if char)
+            continue
+        branches = [re.escape(char) + patterns.pop(id(child)) for char, child in sorted(node.items()) if char]
         if len(branches) == 1 and "" not in node:
-            return branches[0]
-        body = "(?:" + "|".join(branches) + ")" if branches else ""
-        return body + "?" if "" in node and body else body
-
-    return emit(trie)
+            pattern = branches[0]
+        else:
+            body = "(?:" + "|".join(branches) + ")" if branches else ""
+            pattern = body + "?" if "" in node and body else body
+        patterns[id(node)] = pattern
+    return patterns[id(trie)]
 
 
 def _token_pattern(config: TokenizerConfig) -> str:
@@ -211,7 +295,16 @@ class Tokenizer:
     """CoNLL/PTB-style tokeniser and sentence splitter with exact character offsets."""
 
     def __init__(self, config: TokenizerConfig | None = None) -> None:
+        """A tokenizer with ``config`` (default settings when None).
+
+        Raises:
+            ValueError: settings that :meth:`TokenizerConfig.problems` rejects (e.g. changed
+                after the config was made).
+        """
         self.config = config if config is not None else TokenizerConfig()
+        problems = self.config.problems()
+        if problems:
+            raise ValueError(problems[0])
         self._pre_tokenizer = pt.Sequence(
             [
                 pt.Split(Regex(_ONIG_WS), behavior="removed"),

@@ -20,9 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from numbers import Integral
 
 import numpy as np
 import torch
+
+from seqtag.data.trees import short_repr
 
 IGNORE = -100  # label of nodes without a gold label (cross_entropy's ignore_index)
 
@@ -66,6 +69,8 @@ class TreeStructure:
         parent = [-1] * n
         for node, kids in enumerate(children):
             for child in kids:
+                if not isinstance(child, Integral) or isinstance(child, bool):
+                    raise ValueError(f"node {node} has a child {short_repr(child)} that is not a node id (an integer)")
                 if not 0 <= child < n:
                     raise ValueError(f"node {node} has a child {child} outside 0..{n - 1}")
                 if child == node:
@@ -171,20 +176,30 @@ class TreeBatch:
         words_sorted = words[order]
         has_word = words_sorted >= 0
         word_slot = np.cumsum(has_word) - 1  # index into word_ids of each word-bearing row
-        bounds = np.searchsorted(heights[order], np.arange(int(heights.max()) + 2))
+        bounds = np.searchsorted(heights[order], np.arange(int(heights.max()) + 2))  # every height occurs
+        starts, ends = bounds[:-1], bounds[1:]
+        # per level, vectorised (the Python loop below only slices): the widest children list ...
+        if width:
+            counts = (child_rows > 0).sum(axis=1)
+            widths = np.maximum.reduceat(counts, starts) if n else np.zeros(0, dtype=np.int64)
+        else:
+            widths = np.zeros(len(starts), dtype=np.int64)
+        # ... the word-bearing rows, as offsets into the level, and their slots in word_ids
+        word_rows = np.nonzero(has_word)[0]
+        word_bounds = np.searchsorted(word_rows, bounds)
         levels = []
-        for start, end in zip(bounds[:-1], bounds[1:], strict=True):
-            kids = child_rows[start:end]
-            k = int((kids > 0).sum(axis=1).max()) if kids.shape[1] else 0
-            level_words = np.nonzero(has_word[start:end])[0]
+        for start, end, k, w_start, w_end in zip(
+            starts.tolist(), ends.tolist(), widths.tolist(), word_bounds[:-1].tolist(), word_bounds[1:].tolist(), strict=True
+        ):
+            rows_here = word_rows[w_start:w_end]
             levels.append(
                 Level(
-                    int(start) + 1,
-                    int(end) + 1,
-                    torch.from_numpy(np.ascontiguousarray(kids[:, :k])),
-                    torch.from_numpy(level_words),
-                    torch.from_numpy(word_slot[start:end][level_words]),
-                    len(level_words) == end - start,
+                    start + 1,
+                    end + 1,
+                    torch.from_numpy(np.ascontiguousarray(child_rows[start:end, :k])),
+                    torch.from_numpy(rows_here - start),
+                    torch.from_numpy(word_slot[rows_here]),
+                    w_end - w_start == end - start,
                 )
             )
         return cls(

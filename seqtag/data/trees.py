@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
+from numbers import Integral
 from pathlib import Path
 
 from seqtag.data.files import read_lines
@@ -49,19 +50,44 @@ class Tree:
     def __len__(self) -> int:
         return len(self.children)
 
+    def _walk(self, node: int | None = None) -> Iterator[tuple[int, bool]]:
+        """``(node, True)`` on entering each node of the subtree of ``node`` in pre-order and
+        ``(node, False)`` once its subtree is done; iterative, one step per node.
+
+        Raises:
+            DataError: a child id out of range, or a node reached twice (a cycle or two parents),
+                instead of looping for ever on a malformed hand-built tree.
+        """
+        n = len(self.children)
+        start = self.root if node is None else node
+        if not isinstance(start, Integral) or not 0 <= start < n:
+            raise DataError(f"node {short_repr(start)} is not a node of this tree (0..{n - 1})", self.path, self.line)
+        seen = 0
+        stack: list[tuple[int, bool]] = [(start, True)]
+        while stack:
+            current, entering = stack.pop()
+            yield current, entering
+            if not entering:
+                continue
+            seen += 1
+            if seen > n:
+                raise DataError("malformed tree: a node is reached twice from the root (a cycle or a node with "
+                                "two parents)", self.path, self.line)
+            stack.append((current, False))
+            kids = self.children[current]
+            for child in reversed(kids):
+                if not isinstance(child, Integral) or not 0 <= child < n:
+                    raise DataError(f"malformed tree: node {current} has a child {short_repr(child)} outside 0..{n - 1}",
+                                    self.path, self.line)
+                stack.append((child, True))
+
     def leaves(self, node: int | None = None) -> list[int]:
         """Word-bearing nodes under ``node`` (default: the root), in left-to-right order.
 
         For a dependency tree a node's own word comes before its children's.
         """
-        out: list[int] = []
-        stack = [self.root if node is None else node]
-        while stack:
-            current = stack.pop()
-            if self.words[current] is not None:
-                out.append(current)
-            stack.extend(reversed(self.children[current]))
-        return out
+        words = self.words
+        return [current for current, entering in self._walk(node) if entering and words[current] is not None]
 
     def text(self, node: int | None = None) -> str:
         """The words under ``node`` (default: the whole tree) joined by spaces."""
@@ -72,22 +98,60 @@ class Tree:
         """All words of the tree in order."""
         return [self.words[i] or "" for i in self.leaves()]
 
+    def spans(self) -> list[tuple[int, int]]:
+        """For every node, the ``[start, end)`` range of :attr:`tokens` that it spans.
+
+        A node's words are a contiguous run of the tree's words (a subtree is a contiguous
+        part of the pre-order), so ``text(node) == " ".join(tokens[start:end])``. One pass
+        over the nodes (no recursion); nodes unreachable from the root get ``(0, 0)``.
+        """
+        spans = [(0, 0)] * len(self.children)
+        starts = [0] * len(self.children)
+        count = 0
+        for node, entering in self._walk():
+            if entering:
+                starts[node] = count
+                if self.words[node] is not None:
+                    count += 1
+            else:
+                spans[node] = (starts[node], count)
+        return spans
+
     def to_brackets(self, labels: Sequence[str] | None = None) -> str:
-        """Write the tree in bracket form, with ``labels`` (one per node) instead of its own."""
+        """Write the tree in bracket form, with ``labels`` (one per node) instead of its own.
+
+        Iterative and linear in the number of nodes, so trees of any depth can be written.
+        """
         labels = labels if labels is not None else [label if label is not None else "_" for label in self.labels]
         parts: list[str] = []
-
-        def visit(node: int) -> None:  # trees are shallow (SST: depth < 60), recursion is fine
+        first = True
+        for node, entering in self._walk():
+            if not entering:
+                parts.append(")")
+                continue
+            if not first:
+                parts.append(" ")  # every node but the root is a child, after its parent's label or a sibling
+            first = False
             parts.append(f"({labels[node]}")
             if self.words[node] is not None:
                 parts.append(f" {self.words[node]}")
-            for child in self.children[node]:
-                parts.append(" ")
-                visit(child)
-            parts.append(")")
-
-        visit(self.root)
         return "".join(parts)
+
+
+def _cut(value: object, limit: int = 80) -> str:
+    """``str(value)`` cut to about ``limit`` characters."""
+    text = str(value)
+    return text if len(text) <= limit else f"{text[: limit - 20]}...{text[-12:]} ({len(text)} characters)"
+
+
+def short_repr(value: object, limit: int = 80) -> str:
+    """``repr(value)`` cut to about ``limit`` characters, for error messages about user data
+    (a message never holds an unbounded value)."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    size = len(value) if isinstance(value, str) else len(text)
+    return f"{text[: limit - 20]}...{text[-12:]} ({size} characters)"
 
 
 _SPACE = frozenset(" \t\r\n\f\v")  # ASCII only: SST has tokens such as "8\xa01\/2"
@@ -148,12 +212,12 @@ def parse_tree(
     if not tokens:
         raise fail("empty tree", 1)
     if tokens[0][0] != "(":
-        raise fail(f"a tree starts with '(', found {tokens[0][0]!r}", tokens[0][1])
+        raise fail(f"a tree starts with '(', found {short_repr(tokens[0][0])}", tokens[0][1])
     for token, column in tokens:
         if finished:
             if token == ")":
                 raise fail("')' closes no open bracket (one ')' too many)", column)
-            raise fail(f"text after the end of the tree: {token!r} (one tree per line)", column)
+            raise fail(f"text after the end of the tree: {short_repr(token)} (one tree per line)", column)
         if token == "(":
             node = len(children)
             if stack:
@@ -163,7 +227,7 @@ def parse_tree(
                         raise fail("a node needs a label before its first subtree, e.g. '(2 (2 a) (2 b))'", column)
                     parent[3] = False
                 if parent[2] is not None:
-                    raise fail(f"a node holds either one word or subtrees, not both (word {parent[2]!r})", column)
+                    raise fail(f"a node holds either one word or subtrees, not both (word {short_repr(parent[2])})", column)
                 parent[1] = True
                 children[parent[0]].append(node)
             children.append([])
@@ -179,7 +243,7 @@ def parse_tree(
                 raise fail("empty brackets '()'", column)
             if not has_subtrees and word is None:
                 if require_labels or node_labels[node] is None:
-                    raise fail(f"node ({node_labels[node]}) at column {columns[node]} has neither a word nor subtrees", column)
+                    raise fail(f"node ({_cut(node_labels[node])}) at column {columns[node]} has neither a word nor subtrees", column)
                 # "(It)" without labels: the atom was a word, not a label
                 words[node], node_labels[node] = node_labels[node], None
             words[node] = words[node] if word is None else word
@@ -187,15 +251,15 @@ def parse_tree(
                 finished = True
         else:
             if not stack:
-                raise fail(f"text outside brackets: {token!r}", column)
+                raise fail(f"text outside brackets: {short_repr(token)}", column)
             top = stack[-1]
             if top[3]:
                 node_labels[top[0]] = token
                 top[3] = False
             elif top[1]:
-                raise fail(f"a node holds either one word or subtrees, not both (word {token!r})", column)
+                raise fail(f"a node holds either one word or subtrees, not both (word {short_repr(token)})", column)
             elif top[2] is not None:
-                raise fail(f"a leaf holds one word, found a second one: {token!r} after {top[2]!r}", column)
+                raise fail(f"a leaf holds one word, found a second one: {short_repr(token)} after {short_repr(top[2])}", column)
             else:
                 top[2] = token
     if stack:
@@ -203,7 +267,7 @@ def parse_tree(
     if labels is not None:
         for node, label in enumerate(node_labels):
             if label is None or label not in labels:
-                raise fail(f"label {label!r} is not one of {', '.join(sorted(labels))}", columns[node] + 1)
+                raise fail(f"label {short_repr(label)} is not one of {', '.join(sorted(labels))}", columns[node] + 1)
     return Tree(children, words, node_labels, 0, where, line)
 
 

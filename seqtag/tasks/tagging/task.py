@@ -115,7 +115,7 @@ class TaggingTask(Task):
         self.chars = chars
         self.tags = tags
         self.corpus_scheme = corpus_scheme
-        self.tokenizer_config = tokenizer_config or TokenizerConfig.from_json(recipe.tokenizer.model_dump())
+        self.tokenizer_config = tokenizer_config or TokenizerConfig.from_recipe(recipe.tokenizer)
         self.train_scheme = "none" if corpus_scheme == "none" else recipe.model.tag_scheme
         if model is None:
             model = Tagger(

@@ -12,7 +12,10 @@
 
 When the target occurs several times, the left LSTM stops at the end of the
 last mention and the right LSTM at the start of the first, so both see every
-mention and all of the text between them.
+mention and all of the text between them. Each LSTM reads at most
+``seqtag.data.target.MAX_CONTEXT`` tokens (200) of that, those nearest the target,
+and the LSTM baseline at most twice as many around the first mention, so a huge
+example costs no more than a long sentence (the task's ``encode`` makes the window).
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ class TargetBatch:
     """Padded tensors of a batch of (sentence, target) examples; index 0 is padding.
 
     left: ``(B, L)`` word indices the left LSTM reads, in reading order: the sentence
-        start through the (last) target mention; the whole sentence for ``lstm``.
+        start through the (last) target mention; the whole sentence for ``lstm`` (both
+        within the window of ``MAX_CONTEXT`` tokens, see the module docstring).
     left_lengths: ``(B,)`` long (CPU), real lengths of ``left``.
     right: ``(B, R)`` word indices the right LSTM reads, in reading order: the sentence
         end back to the (first) target mention, i.e. reversed.

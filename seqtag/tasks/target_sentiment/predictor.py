@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from seqtag.data.target import LABEL_NAMES, PLACEHOLDER, TargetExample, read_target_file
+from seqtag.data.target import LABEL_NAMES, PLACEHOLDER, TargetExample, check_target, read_target_file
 from seqtag.errors import DataError
 from seqtag.tasks.predictor import TextPredictor
 from seqtag.tasks.target_sentiment.task import TargetSentimentTask
@@ -40,6 +40,12 @@ class SentimentPrediction:
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={v:.3f}" for k, v in self.probabilities.items())
         return f"SentimentPrediction({self.target!r}: {self.label}; {shown})"
+
+
+def _shown(text: str, limit: int = 80) -> str:
+    """``repr(text)`` cut to about ``limit`` characters (a message never holds an unbounded value)."""
+    shown = repr(text)
+    return shown if len(shown) <= limit else f"{shown[: limit - 20]}...{shown[-12:]} ({len(text)} characters)"
 
 
 class TargetSentimentPredictor(TextPredictor):
@@ -83,13 +89,15 @@ class TargetSentimentPredictor(TextPredictor):
             target_tokens = self._tokens(target)
             if not target_tokens:
                 raise DataError("the target is empty")
+            check_target(target_tokens)
             return TargetExample.from_template(template, target_tokens)
         if target is None:
             raise DataError(f"give the target, or mark its place in the sentence with {PLACEHOLDER}")
-        tokens = self._tokens(sentence)
         target_tokens = self._tokens(target)
         if not target_tokens:
             raise DataError("the target is empty")
+        check_target(target_tokens)
+        tokens = self._tokens(sentence)
         if PLACEHOLDER in tokens:
             return TargetExample.from_template(tokens, target_tokens)
         lowered = [t.lower() for t in tokens]
@@ -98,14 +106,14 @@ class TargetSentimentPredictor(TextPredictor):
         mentions: list[tuple[int, int]] = []
         position = 0
         while position + width <= len(tokens):
-            if lowered[position : position + width] == wanted:
+            if lowered[position] == wanted[0] and lowered[position : position + width] == wanted:
                 mentions.append((position, position + width))
                 position += width
             else:
                 position += 1
         if not mentions:
-            shown = " ".join(tokens)
-            raise DataError(f"the target {' '.join(target_tokens)!r} does not occur in the sentence {shown!r}")
+            raise DataError(f"the target {_shown(' '.join(target_tokens))} does not occur in the sentence "
+                            f"{_shown(' '.join(tokens))}")
         # the model reads every mention spelt as the target (matching ignored case)
         for start, end in mentions:
             tokens[start:end] = target_tokens

@@ -19,7 +19,15 @@ from typing import Any
 import torch
 
 from seqtag.data.batching import length_batches, pad
-from seqtag.data.target import LABEL_NAMES, POLARITIES, TargetExample, holdout_split, label_counts, read_target_file
+from seqtag.data.target import (
+    LABEL_NAMES,
+    POLARITIES,
+    TargetExample,
+    check_target,
+    holdout_split,
+    label_counts,
+    read_target_file,
+)
 from seqtag.data.text import TokenizerConfig
 from seqtag.data.vocab import WordIndex
 from seqtag.embeddings import PretrainedVectors
@@ -76,7 +84,7 @@ class TargetSentimentTask(Task):
         self.words = words
         self.word_dim = word_dim
         self.labels = list(POLARITIES)
-        self.tokenizer_config = tokenizer_config or TokenizerConfig.from_json(recipe.tokenizer.model_dump())
+        self.tokenizer_config = tokenizer_config or TokenizerConfig.from_recipe(recipe.tokenizer)
         if model is None:
             config = recipe.model
             model = TargetLSTM(
@@ -116,6 +124,12 @@ class TargetSentimentTask(Task):
 
     @classmethod
     def from_recipe(cls, recipe: TargetSentimentRecipe) -> tuple["TargetSentimentTask", dict[str, list[TargetExample]]]:  # type: ignore[override]
+        """The task and its splits (a dev part held out of train when there is no dev file).
+
+        Raises:
+            RecipeError: tokenizer settings that a model file could not hold (checked before any data is read).
+        """
+        TokenizerConfig.from_recipe(recipe.tokenizer)
         splits = cls.read_splits(recipe)
         if "dev" not in splits and recipe.data.dev_fraction > 0:
             train, dev = holdout_split(splits["train"], recipe.data.dev_fraction, recipe.data.dev_seed)
@@ -167,13 +181,22 @@ class TargetSentimentTask(Task):
     # ---------------------------------------------------------------- batching
 
     def encode(self, example: TargetExample) -> EncodedTarget:  # type: ignore[override]
-        """Word indices of what each LSTM reads; the gold class when labelled."""
+        """Word indices of what each LSTM reads; the gold class when labelled.
+
+        Each LSTM reads at most :data:`~seqtag.data.target.MAX_CONTEXT` tokens around the target
+        (the LSTM baseline twice that), so one huge example costs no more than a long sentence;
+        sentences within those bounds are read whole.
+
+        Raises:
+            DataError: a target longer than :data:`~seqtag.data.target.MAX_TARGET_TOKENS` tokens.
+        """
+        check_target(example.target, example.path, example.line)
         index = self.words.index
         if self.recipe.model.architecture == "lstm":
-            left, right = [index(t) for t in example.tokens], []
+            left, right = [index(t) for t in example.window()], []
         else:
-            left = [index(t) for t in example.left]
-            right = [index(t) for t in reversed(example.right)]
+            left = [index(t) for t in example.left_context()]
+            right = [index(t) for t in reversed(example.right_context())]
         label = None if example.label is None else self.labels.index(example.label)
         return EncodedTarget(left, right, [index(t) for t in example.target], label)
 

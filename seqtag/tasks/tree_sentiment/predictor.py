@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from numbers import Integral
 from pathlib import Path
 from typing import Any, TextIO, Union
 
@@ -16,19 +17,50 @@ from seqtag.tasks.tree_sentiment.task import SST_LABELS, TreeSentimentTask
 TreeInput = Union[str, Tree, Mapping[str, Any]]
 
 
-@dataclass
 class NodePrediction:
-    """One node: its id, the words it spans, its predicted class and the class probabilities."""
+    """One node: its id, the words it spans, its predicted class and the class probabilities.
 
-    node: int
-    text: str
-    label: str
-    probabilities: dict[str, float]
+    ``text`` is joined on first use: a deep tree's nodes span quadratically many words in
+    all, so predictions do not build every node's text unless it is asked for.
+    """
+
+    __slots__ = ("node", "label", "probabilities", "_text", "_words")
+
+    def __init__(self, node: int, text: str | None, label: str, probabilities: dict[str, float],
+                 words: tuple[list[str], int, int] | None = None) -> None:
+        """``text`` as given, or (when None) ``" ".join(tokens[start:end])`` of ``words = (tokens, start, end)``."""
+        self.node = node
+        self.label = label
+        self.probabilities = probabilities
+        self._text = text
+        self._words = words
+
+    @property
+    def text(self) -> str:
+        """The words under this node, joined by spaces."""
+        if self._text is None:
+            tokens, start, end = self._words if self._words is not None else ([], 0, 0)
+            self._text = " ".join(tokens[start:end])
+        return self._text
 
     @property
     def confidence(self) -> float:
         """Probability of the predicted class."""
         return self.probabilities[self.label]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, NodePrediction):
+            return NotImplemented
+        return (self.node, self.text, self.label, self.probabilities) == (other.node, other.text, other.label, other.probabilities)
+
+    def __repr__(self) -> str:
+        return (f"NodePrediction(node={self.node!r}, text={_cut(self.text)!r}, label={self.label!r}, "
+                f"probabilities={self.probabilities!r})")
+
+
+def _cut(text: str, limit: int = 80) -> str:
+    """``text`` cut to about ``limit`` characters (for reprs and messages)."""
+    return text if len(text) <= limit else f"{text[: limit - 20]}...{text[-12:]} ({len(text)} characters)"
 
 
 @dataclass
@@ -51,7 +83,25 @@ class TreePrediction:
         return self.tree.to_brackets([str(names.index(label)) for label in self.node_labels])
 
     def __repr__(self) -> str:
-        return f"TreePrediction({self.label!r} {self.probabilities[self.label]:.3f}: {self.tree.text()!r})"
+        return f"TreePrediction({self.label!r} {self.probabilities[self.label]:.3f}: {_cut(self.tree.text())!r})"
+
+
+def _node_id(value: Any, what: str) -> int:
+    """``value`` as a node id: an integer, or a whole float or a string that is one (as ``int`` reads
+    them); anything else is a :class:`DataError`."""
+    number: int | None = None
+    if isinstance(value, Integral) and not isinstance(value, bool):
+        number = int(value)
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and len(value) <= 40:
+        try:
+            number = int(value)
+        except ValueError:
+            number = None
+    if number is None:
+        raise DataError(f"{what} must be a node id (an integer), got {_cut(repr(value))}")
+    return number
 
 
 class TreeSentimentPredictor(Predictor):
@@ -87,34 +137,66 @@ class TreeSentimentPredictor(Predictor):
         return [self._result(tree, probs.tolist()) for tree, probs in zip(parsed, probabilities, strict=True)]
 
     def _tree(self, tree: TreeInput) -> Tree:
+        """A :class:`Tree` from any accepted input; malformed input is a :class:`DataError`."""
         if isinstance(tree, Tree):
             return tree
         if isinstance(tree, str):
             return parse_tree(tree.strip(), require_labels=False)
         if isinstance(tree, Mapping):
-            unknown = set(tree) - {"children", "words", "labels", "root"}
-            if unknown or "children" not in tree or "words" not in tree:
-                raise DataError(
-                    "a tree mapping has keys 'children' and 'words' (and optionally 'labels', 'root'); "
-                    f"got {sorted(tree)}"
-                )
-            children = [list(map(int, kids)) for kids in tree["children"]]
-            words = [None if w is None else str(w) for w in tree["words"]]
-            labels = list(tree.get("labels") or [None] * len(children))
-            # the root is found by TreeStructure.build; Tree.root matters for text and brackets
-            parents = {c for kids in children for c in kids}
-            roots = [i for i in range(len(children)) if i not in parents]
-            root = int(tree.get("root", roots[0] if len(roots) == 1 else 0))
-            return Tree(children, words, labels, root)
+            return self._mapping_tree(tree)
         raise DataError(f"cannot read a tree from a {type(tree).__name__}; give a bracketed string, a Tree or a mapping")
+
+    @staticmethod
+    def _mapping_tree(tree: Mapping[str, Any]) -> Tree:
+        """``{"children": ..., "words": ..., "labels"?: ..., "root"?: ...}`` as a :class:`Tree`.
+
+        Without ``root`` the root is the one node that is nobody's child (what
+        :meth:`TreeStructure.build <seqtag.data.tree_batching.TreeStructure.build>` finds);
+        a ``root`` that is given must be that node (checked when the tree is encoded).
+        """
+        unknown = set(tree) - {"children", "words", "labels", "root"}
+        if unknown or "children" not in tree or "words" not in tree:
+            keys = sorted(map(str, tree))
+            shown = ", ".join(_cut(k, 40) for k in keys[:10]) + (f", ... ({len(keys)} keys)" if len(keys) > 10 else "")
+            raise DataError(
+                "a tree mapping has keys 'children' and 'words' (and optionally 'labels', 'root'); "
+                f"got [{shown}]"
+            )
+        try:
+            children = [[_node_id(child, "a child") for child in kids] for kids in tree["children"]]
+        except TypeError:
+            raise DataError("a tree mapping's 'children' is a list of lists of node ids, e.g. [[1, 2], [], []]") from None
+        try:
+            words = [None if w is None else str(w) for w in tree["words"]]
+        except TypeError:
+            raise DataError("a tree mapping's 'words' is a list with a word or None per node") from None
+        try:
+            labels = list(tree.get("labels") or [None] * len(children))
+        except TypeError:
+            raise DataError("a tree mapping's 'labels' is a list with a label or None per node") from None
+        if "root" in tree and tree["root"] is not None:
+            root = _node_id(tree["root"], "the root")
+        else:
+            has_parent = bytearray(len(children))
+            for kids in children:
+                for child in kids:
+                    if 0 <= child < len(children):
+                        has_parent[child] = 1
+            roots = [i for i, flag in enumerate(has_parent) if not flag]
+            # not exactly one root: TreeStructure.build reports it when the tree is encoded
+            root = roots[0] if len(roots) == 1 else 0
+        if children and not 0 <= root < len(children):
+            raise DataError(f"the root {root} is not a node of the tree (0..{len(children) - 1})")
+        return Tree(children, words, labels, root)
 
     def _result(self, tree: Tree, probabilities: list[list[float]]) -> TreePrediction:
         names = self.task.class_names
+        tokens = tree.tokens
         nodes = []
-        for node, row in enumerate(probabilities):
+        for (node, row), (start, end) in zip(enumerate(probabilities), tree.spans(), strict=True):
             distribution = dict(zip(names, row, strict=True))
             best = names[max(range(len(row)), key=row.__getitem__)]
-            nodes.append(NodePrediction(node, tree.text(node), best, distribution))
+            nodes.append(NodePrediction(node, None, best, distribution, (tokens, start, end)))
         root = nodes[tree.root]
         return TreePrediction(root.label, root.probabilities, nodes, tree)
 

@@ -21,7 +21,7 @@ import torch
 
 from seqtag.data.batching import length_batches
 from seqtag.data.tree_batching import IGNORE, TreeBatch, TreeStructure
-from seqtag.data.trees import Tree, read_trees
+from seqtag.data.trees import Tree, read_trees, short_repr
 from seqtag.data.vocab import WordIndex
 from seqtag.embeddings import PretrainedVectors
 from seqtag.errors import DataError
@@ -132,7 +132,8 @@ class TreeSentimentTask(Task):
         """Word indices and class indices of a tree; checks it fits the cell (binary: <= 2 children).
 
         Raises:
-            DataError: a malformed structure or an unknown label, naming the tree's file and line.
+            DataError: a malformed structure, a ``root`` that is not the tree's real root (a node
+                with a parent) or an unknown label, naming the tree's file and line.
         """
         if self.recipe.model.cell == "binary":
             for node, kids in enumerate(tree.children):
@@ -152,11 +153,18 @@ class TreeSentimentTask(Task):
                 elif label in self.output_of:
                     labels.append(self.output_of[label])
                 else:
-                    raise DataError(f"node {node} has label {label!r}, not one of {', '.join(SST_LABELS)}", tree.path, tree.line)
+                    raise DataError(f"node {node} has label {short_repr(label)}, not one of {', '.join(SST_LABELS)}", tree.path, tree.line)
         try:
-            return TreeStructure.build(tree.children, word_ids, labels)
+            structure = TreeStructure.build(tree.children, word_ids, labels)
         except ValueError as error:
             raise DataError(f"malformed tree: {error}", tree.path, tree.line) from None
+        if tree.root != structure.root:
+            raise DataError(
+                f"malformed tree: the root is given as node {tree.root}, but the tree's root (the one node that is "
+                f"nobody's child) is node {structure.root}; leave the root out or give that node",
+                tree.path, tree.line,
+            )
+        return structure
 
     def collate(self, items: Sequence[TreeStructure]) -> TreeBatch:
         """Trees of similar size batched into one node table (fewer levels per batch)."""
