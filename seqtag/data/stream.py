@@ -49,6 +49,7 @@ class Position:
     items: int = 0
 
     def to_json(self) -> dict[str, int]:
+        """The position as a JSON object (for a progress record)."""
         return {"offset": self.offset, "line": self.line, "items": self.items}
 
     @classmethod
