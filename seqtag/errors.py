@@ -40,5 +40,15 @@ class ArchiveError(SeqtagError):
 
 
 def shorten(text: str, limit: int = 80) -> str:
-    """``text`` cut to about ``limit`` characters (a message never shows an unbounded user value)."""
-    return text if len(text) <= limit else f"{text[: limit - 20]}...({len(text):,} characters)"
+    """``text`` cut to about ``limit`` characters, saying how long it was (a message never holds an
+    unbounded user value)."""
+    return text if len(text) <= limit else f"{text[: limit - 20]}...{text[-12:]} ({len(text)} characters)"
+
+
+def shown(value: object, limit: int = 80) -> str:
+    """``repr(value)`` cut as :func:`shorten` does (the length given is the string's, for strings)."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    size = len(value) if isinstance(value, str) else len(text)
+    return f"{text[: limit - 20]}...{text[-12:]} ({size} characters)"

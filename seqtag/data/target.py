@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from seqtag.data.files import read_lines
-from seqtag.errors import DataError
+from seqtag.errors import DataError, shown
 
 PLACEHOLDER = "$T$"
 #: The most tokens each LSTM of TD-LSTM and TC-LSTM reads: the left one the last ``MAX_CONTEXT``
@@ -69,7 +69,7 @@ class TargetExample:
             raise ValueError("a target is mentioned at least once")
         for start, end in self.mentions:
             if not 0 <= start < end <= len(self.tokens) or self.tokens[start:end] != self.target:
-                raise ValueError(f"mention {start}:{end} does not hold the target {_shown(' '.join(self.target))}")
+                raise ValueError(f"mention {start}:{end} does not hold the target {shown(' '.join(self.target))}")
 
     @classmethod
     def from_template(
@@ -136,16 +136,9 @@ def check_target(target: Sequence[str], path: str | None = None, line: int | Non
     :data:`MAX_TARGET_TOKENS` tokens."""
     if len(target) > MAX_TARGET_TOKENS:
         raise DataError(f"the target has {len(target)} tokens, more than the {MAX_TARGET_TOKENS} a target may have: "
-                        f"{_shown(' '.join(target))}", path, line)
+                        f"{shown(' '.join(target))}", path, line)
 
 
-def _shown(value: object, limit: int = 80) -> str:
-    """``repr(value)`` cut to about ``limit`` characters (a message never holds an unbounded value)."""
-    text = repr(value)
-    if len(text) <= limit:
-        return text
-    size = len(value) if isinstance(value, str) else len(text)
-    return f"{text[: limit - 20]}...{text[-12:]} ({size} characters)"
 
 
 def _lines(path: str) -> Iterator[tuple[int, str]]:
@@ -157,12 +150,12 @@ def _check_sentence(text: str, path: str, number: int) -> list[str]:
     tokens = text.split()
     if PLACEHOLDER not in tokens:
         if PLACEHOLDER in text:
-            raise DataError(f"{PLACEHOLDER} must be a token of its own (spaces around it): {_shown(text)}", path, number)
+            raise DataError(f"{PLACEHOLDER} must be a token of its own (spaces around it): {shown(text)}", path, number)
         if _POLARITY.fullmatch(text):
-            raise DataError(f"found the polarity {_shown(text)} where a sentence with {PLACEHOLDER} should start an example: "
+            raise DataError(f"found the polarity {shown(text)} where a sentence with {PLACEHOLDER} should start an example: "
                             "is a sentence or target line missing above?", path, number)
         hint = ": is a line missing or extra in the example above?" if number > 1 else ""
-        raise DataError(f"expected a sentence with the target replaced by {PLACEHOLDER}, found {_shown(text)}{hint}", path, number)
+        raise DataError(f"expected a sentence with the target replaced by {PLACEHOLDER}, found {shown(text)}{hint}", path, number)
     return tokens
 
 
@@ -195,7 +188,7 @@ def iter_target_file(path: str | Path, labelled: bool | None = True) -> Iterator
         if not target_text:
             raise DataError(f"the target of the sentence on line {start} is empty (blank line)", path, number)
         if PLACEHOLDER in target_text:
-            raise DataError(f"expected the target of the sentence on line {start}, found another sentence {_shown(target_text)}",
+            raise DataError(f"expected the target of the sentence on line {start}, found another sentence {shown(target_text)}",
                             path, number)
         target = target_text.split()
         check_target(target, path, number)
@@ -210,7 +203,7 @@ def iter_target_file(path: str | Path, labelled: bool | None = True) -> Iterator
                     raise DataError(f"the polarity (-1, 0 or 1) of the example starting on line {start} is missing",
                                     path, where)
                 raise DataError(f"expected the polarity (-1, 0 or 1) of the example starting on line {start}, "
-                                f"found {_shown(following[1])}", path, following[0])
+                                f"found {shown(following[1])}", path, following[0])
             elif following is not None and following[1]:
                 pending = following  # unlabelled input: this line starts the next example
         yield TargetExample.from_template(template, target, label, path, start)

@@ -47,7 +47,7 @@ from typing import Any
 from tokenizers import Regex
 from tokenizers import pre_tokenizers as pt
 
-from seqtag.errors import ArchiveError, RecipeError
+from seqtag.errors import ArchiveError, RecipeError, shorten, shown
 
 __all__ = [
     "ABBREVIATIONS",
@@ -100,18 +100,8 @@ MAX_ABBREVIATION_LENGTH = 40
 MAX_EXTRA_ABBREVIATIONS = 10_000
 
 
-def _cut(text: str, limit: int = 80) -> str:
-    """``text`` cut to about ``limit`` characters (error messages never hold an unbounded value)."""
-    return text if len(text) <= limit else f"{text[: limit - 20]}...{text[-12:]} ({len(text)} characters)"
 
 
-def _shown(value: object, limit: int = 80) -> str:
-    """``repr(value)`` cut to about ``limit`` characters (saying how long a cut string was)."""
-    text = repr(value)
-    if len(text) <= limit:
-        return text
-    size = len(value) if isinstance(value, str) else len(text)
-    return f"{text[: limit - 20]}...{text[-12:]} ({size} characters)"
 
 
 def _abbreviation_problems(extra: tuple[Any, ...]) -> list[str]:
@@ -122,12 +112,12 @@ def _abbreviation_problems(extra: tuple[Any, ...]) -> list[str]:
         return found
     for abbreviation in extra:
         if not isinstance(abbreviation, str):
-            found.append(f"extra_abbreviations: an abbreviation is a string, got {_shown(abbreviation)}")
+            found.append(f"extra_abbreviations: an abbreviation is a string, got {shown(abbreviation)}")
         elif len(abbreviation) > MAX_ABBREVIATION_LENGTH:
             found.append(f"extra_abbreviations: an abbreviation has at most {MAX_ABBREVIATION_LENGTH} characters, "
-                         f"got {_shown(abbreviation)}")
+                         f"got {shown(abbreviation)}")
         elif not _ABBREVIATION.fullmatch(abbreviation):
-            found.append(f"extra_abbreviations: not a valid abbreviation: {_shown(abbreviation)} "
+            found.append(f"extra_abbreviations: not a valid abbreviation: {shown(abbreviation)} "
                          "(letters, digits, then . - ' ’ &)")
         if len(found) >= 5:
             break
@@ -175,7 +165,7 @@ class TokenizerConfig:
         data = section.model_dump() if hasattr(section, "model_dump") else dict(section)
         extra = data.get("extra_abbreviations") or ()
         if isinstance(extra, (str, bytes)) or not isinstance(extra, (list, tuple)):
-            raise RecipeError(f"tokenizer.extra_abbreviations: a list of strings, got {_shown(extra)}")
+            raise RecipeError(f"tokenizer.extra_abbreviations: a list of strings, got {shown(extra)}")
         problems = _abbreviation_problems(tuple(extra))
         if problems:
             raise RecipeError("\n".join(f"tokenizer.{problem}" for problem in problems))
@@ -202,16 +192,16 @@ class TokenizerConfig:
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ArchiveError(f"unknown tokenizer settings: {_cut(', '.join(map(str, unknown)))}")
+            raise ArchiveError(f"unknown tokenizer settings: {shorten(', '.join(map(str, unknown)))}")
         version = data.get("version", TOKENIZER_VERSION)
         if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= TOKENIZER_VERSION:
-            raise ArchiveError(f"tokenizer version {_shown(version)} is not supported (this code has {TOKENIZER_VERSION})")
+            raise ArchiveError(f"tokenizer version {shown(version)} is not supported (this code has {TOKENIZER_VERSION})")
         for name in ("split_contractions", "split_hyphens", "keep_web_tokens"):
             if name in data and not isinstance(data[name], bool):
-                raise ArchiveError(f"tokenizer setting {name} must be true or false, got {_shown(data[name])}")
+                raise ArchiveError(f"tokenizer setting {name} must be true or false, got {shown(data[name])}")
         extra = data.get("extra_abbreviations", [])
         if not isinstance(extra, (list, tuple)):
-            raise ArchiveError(f"tokenizer setting extra_abbreviations must be a list of strings, got {_shown(extra)}")
+            raise ArchiveError(f"tokenizer setting extra_abbreviations must be a list of strings, got {shown(extra)}")
         try:
             return cls(**{**data, "extra_abbreviations": tuple(extra), "version": version})
         except ValueError as error:

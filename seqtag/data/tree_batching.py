@@ -25,7 +25,7 @@ from numbers import Integral
 import numpy as np
 import torch
 
-from seqtag.data.trees import short_repr
+from seqtag.errors import shown
 
 IGNORE = -100  # label of nodes without a gold label (cross_entropy's ignore_index)
 
@@ -70,7 +70,7 @@ class TreeStructure:
         for node, kids in enumerate(children):
             for child in kids:
                 if not isinstance(child, Integral) or isinstance(child, bool):
-                    raise ValueError(f"node {node} has a child {short_repr(child)} that is not a node id (an integer)")
+                    raise ValueError(f"node {node} has a child {shown(child)} that is not a node id (an integer)")
                 if not 0 <= child < n:
                     raise ValueError(f"node {node} has a child {child} outside 0..{n - 1}")
                 if child == node:

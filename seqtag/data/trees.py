@@ -18,7 +18,7 @@ from numbers import Integral
 from pathlib import Path
 
 from seqtag.data.files import read_lines
-from seqtag.errors import DataError
+from seqtag.errors import DataError, shorten, shown
 
 
 @dataclass
@@ -61,7 +61,7 @@ class Tree:
         n = len(self.children)
         start = self.root if node is None else node
         if not isinstance(start, Integral) or not 0 <= start < n:
-            raise DataError(f"node {short_repr(start)} is not a node of this tree (0..{n - 1})", self.path, self.line)
+            raise DataError(f"node {shown(start)} is not a node of this tree (0..{n - 1})", self.path, self.line)
         seen = 0
         stack: list[tuple[int, bool]] = [(start, True)]
         while stack:
@@ -77,7 +77,7 @@ class Tree:
             kids = self.children[current]
             for child in reversed(kids):
                 if not isinstance(child, Integral) or not 0 <= child < n:
-                    raise DataError(f"malformed tree: node {current} has a child {short_repr(child)} outside 0..{n - 1}",
+                    raise DataError(f"malformed tree: node {current} has a child {shown(child)} outside 0..{n - 1}",
                                     self.path, self.line)
                 stack.append((child, True))
 
@@ -138,20 +138,8 @@ class Tree:
         return "".join(parts)
 
 
-def _cut(value: object, limit: int = 80) -> str:
-    """``str(value)`` cut to about ``limit`` characters."""
-    text = str(value)
-    return text if len(text) <= limit else f"{text[: limit - 20]}...{text[-12:]} ({len(text)} characters)"
 
 
-def short_repr(value: object, limit: int = 80) -> str:
-    """``repr(value)`` cut to about ``limit`` characters, for error messages about user data
-    (a message never holds an unbounded value)."""
-    text = repr(value)
-    if len(text) <= limit:
-        return text
-    size = len(value) if isinstance(value, str) else len(text)
-    return f"{text[: limit - 20]}...{text[-12:]} ({size} characters)"
 
 
 _SPACE = frozenset(" \t\r\n\f\v")  # ASCII only: SST has tokens such as "8\xa01\/2"
@@ -212,12 +200,12 @@ def parse_tree(
     if not tokens:
         raise fail("empty tree", 1)
     if tokens[0][0] != "(":
-        raise fail(f"a tree starts with '(', found {short_repr(tokens[0][0])}", tokens[0][1])
+        raise fail(f"a tree starts with '(', found {shown(tokens[0][0])}", tokens[0][1])
     for token, column in tokens:
         if finished:
             if token == ")":
                 raise fail("')' closes no open bracket (one ')' too many)", column)
-            raise fail(f"text after the end of the tree: {short_repr(token)} (one tree per line)", column)
+            raise fail(f"text after the end of the tree: {shown(token)} (one tree per line)", column)
         if token == "(":
             node = len(children)
             if stack:
@@ -227,7 +215,7 @@ def parse_tree(
                         raise fail("a node needs a label before its first subtree, e.g. '(2 (2 a) (2 b))'", column)
                     parent[3] = False
                 if parent[2] is not None:
-                    raise fail(f"a node holds either one word or subtrees, not both (word {short_repr(parent[2])})", column)
+                    raise fail(f"a node holds either one word or subtrees, not both (word {shown(parent[2])})", column)
                 parent[1] = True
                 children[parent[0]].append(node)
             children.append([])
@@ -243,7 +231,7 @@ def parse_tree(
                 raise fail("empty brackets '()'", column)
             if not has_subtrees and word is None:
                 if require_labels or node_labels[node] is None:
-                    raise fail(f"node ({_cut(node_labels[node])}) at column {columns[node]} has neither a word nor subtrees", column)
+                    raise fail(f"node ({shorten(str(node_labels[node]))}) at column {columns[node]} has neither a word nor subtrees", column)
                 # "(It)" without labels: the atom was a word, not a label
                 words[node], node_labels[node] = node_labels[node], None
             words[node] = words[node] if word is None else word
@@ -251,15 +239,15 @@ def parse_tree(
                 finished = True
         else:
             if not stack:
-                raise fail(f"text outside brackets: {short_repr(token)}", column)
+                raise fail(f"text outside brackets: {shown(token)}", column)
             top = stack[-1]
             if top[3]:
                 node_labels[top[0]] = token
                 top[3] = False
             elif top[1]:
-                raise fail(f"a node holds either one word or subtrees, not both (word {short_repr(token)})", column)
+                raise fail(f"a node holds either one word or subtrees, not both (word {shown(token)})", column)
             elif top[2] is not None:
-                raise fail(f"a leaf holds one word, found a second one: {short_repr(token)} after {short_repr(top[2])}", column)
+                raise fail(f"a leaf holds one word, found a second one: {shown(token)} after {shown(top[2])}", column)
             else:
                 top[2] = token
     if stack:
@@ -267,7 +255,7 @@ def parse_tree(
     if labels is not None:
         for node, label in enumerate(node_labels):
             if label is None or label not in labels:
-                raise fail(f"label {short_repr(label)} is not one of {', '.join(sorted(labels))}", columns[node] + 1)
+                raise fail(f"label {shown(label)} is not one of {', '.join(sorted(labels))}", columns[node] + 1)
     return Tree(children, words, node_labels, 0, where, line)
 
 

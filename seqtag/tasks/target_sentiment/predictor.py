@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from seqtag.data.target import LABEL_NAMES, PLACEHOLDER, TargetExample, check_target, read_target_file
-from seqtag.errors import DataError
+from seqtag.errors import DataError, shown
 from seqtag.tasks.predictor import TextPredictor
 from seqtag.tasks.target_sentiment.task import TargetSentimentTask
 
@@ -42,10 +42,6 @@ class SentimentPrediction:
         return f"SentimentPrediction({self.target!r}: {self.label}; {shown})"
 
 
-def _shown(text: str, limit: int = 80) -> str:
-    """``repr(text)`` cut to about ``limit`` characters (a message never holds an unbounded value)."""
-    shown = repr(text)
-    return shown if len(shown) <= limit else f"{shown[: limit - 20]}...{shown[-12:]} ({len(text)} characters)"
 
 
 class TargetSentimentPredictor(TextPredictor):
@@ -112,8 +108,8 @@ class TargetSentimentPredictor(TextPredictor):
             else:
                 position += 1
         if not mentions:
-            raise DataError(f"the target {_shown(' '.join(target_tokens))} does not occur in the sentence "
-                            f"{_shown(' '.join(tokens))}")
+            raise DataError(f"the target {shown(' '.join(target_tokens))} does not occur in the sentence "
+                            f"{shown(' '.join(tokens))}")
         # the model reads every mention spelt as the target (matching ignored case)
         for start, end in mentions:
             tokens[start:end] = target_tokens

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, TextIO, Union
 
 from seqtag.data.trees import Tree, iter_trees, parse_tree, read_trees
-from seqtag.errors import DataError
+from seqtag.errors import DataError, shorten
 from seqtag.tasks.predictor import Predictor
 from seqtag.tasks.tree_sentiment.task import SST_LABELS, TreeSentimentTask
 
@@ -54,13 +54,10 @@ class NodePrediction:
         return (self.node, self.text, self.label, self.probabilities) == (other.node, other.text, other.label, other.probabilities)
 
     def __repr__(self) -> str:
-        return (f"NodePrediction(node={self.node!r}, text={_cut(self.text)!r}, label={self.label!r}, "
+        return (f"NodePrediction(node={self.node!r}, text={shorten(self.text)!r}, label={self.label!r}, "
                 f"probabilities={self.probabilities!r})")
 
 
-def _cut(text: str, limit: int = 80) -> str:
-    """``text`` cut to about ``limit`` characters (for reprs and messages)."""
-    return text if len(text) <= limit else f"{text[: limit - 20]}...{text[-12:]} ({len(text)} characters)"
 
 
 @dataclass
@@ -83,7 +80,7 @@ class TreePrediction:
         return self.tree.to_brackets([str(names.index(label)) for label in self.node_labels])
 
     def __repr__(self) -> str:
-        return f"TreePrediction({self.label!r} {self.probabilities[self.label]:.3f}: {_cut(self.tree.text())!r})"
+        return f"TreePrediction({self.label!r} {self.probabilities[self.label]:.3f}: {shorten(self.tree.text())!r})"
 
 
 def _node_id(value: Any, what: str) -> int:
@@ -100,7 +97,7 @@ def _node_id(value: Any, what: str) -> int:
         except ValueError:
             number = None
     if number is None:
-        raise DataError(f"{what} must be a node id (an integer), got {_cut(repr(value))}")
+        raise DataError(f"{what} must be a node id (an integer), got {shorten(repr(value))}")
     return number
 
 
@@ -157,7 +154,7 @@ class TreeSentimentPredictor(Predictor):
         unknown = set(tree) - {"children", "words", "labels", "root"}
         if unknown or "children" not in tree or "words" not in tree:
             keys = sorted(map(str, tree))
-            shown = ", ".join(_cut(k, 40) for k in keys[:10]) + (f", ... ({len(keys)} keys)" if len(keys) > 10 else "")
+            shown = ", ".join(shorten(k, 40) for k in keys[:10]) + (f", ... ({len(keys)} keys)" if len(keys) > 10 else "")
             raise DataError(
                 "a tree mapping has keys 'children' and 'words' (and optionally 'labels', 'root'); "
                 f"got [{shown}]"

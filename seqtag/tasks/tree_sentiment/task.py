@@ -21,10 +21,10 @@ import torch
 
 from seqtag.data.batching import length_batches
 from seqtag.data.tree_batching import IGNORE, TreeBatch, TreeStructure
-from seqtag.data.trees import Tree, read_trees, short_repr
+from seqtag.data.trees import Tree, read_trees
 from seqtag.data.vocab import WordIndex
 from seqtag.embeddings import PretrainedVectors
-from seqtag.errors import DataError
+from seqtag.errors import DataError, shown
 from seqtag.evaluation import tree_accuracies
 from seqtag.tasks.base import Task
 from seqtag.tasks.tree_sentiment.model import TreeSentimentModel
@@ -153,7 +153,7 @@ class TreeSentimentTask(Task):
                 elif label in self.output_of:
                     labels.append(self.output_of[label])
                 else:
-                    raise DataError(f"node {node} has label {short_repr(label)}, not one of {', '.join(SST_LABELS)}", tree.path, tree.line)
+                    raise DataError(f"node {node} has label {shown(label)}, not one of {', '.join(SST_LABELS)}", tree.path, tree.line)
         try:
             structure = TreeStructure.build(tree.children, word_ids, labels)
         except ValueError as error:
