@@ -158,7 +158,10 @@ def run(
     # rank 0 owns the folder; the others follow it
     lock = claim_run_folder(run_dir, resume is not None, force) if processes.is_main else None
     try:
-        return _run(recipe, run_dir, resume is not None, processes)
+        result = _run(recipe, run_dir, resume is not None, processes)
+        # every process leaves together: none may tear the group down while rank 0 still tests and saves
+        processes.barrier()
+        return result
     finally:
         if lock is not None:
             lock.release()

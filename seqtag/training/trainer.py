@@ -493,7 +493,8 @@ class Trainer:
         seconds = progress.elapsed + time.perf_counter() - started
         if progress.history:
             self._draw_curves(final=True)
-        if not main:  # rank 0 evaluates and saves the best model
+        if not main:  # rank 0 evaluates and saves the best model; the others wait for it, model and all
+            processes.barrier()
             return TrainResult(progress.best_epoch, progress.best_dev, None, progress.history, seconds=seconds)
         if best_state is not None:
             self._load_weights(best_state)
@@ -503,6 +504,7 @@ class Trainer:
         metrics = {"best_epoch": progress.best_epoch, "dev": progress.best_dev, "test": final_test,
                    "epochs": len(progress.history), "seconds": seconds, "history": progress.history, **notes}
         result.model_path = task.save(self.run_dir / "model.seqtag", metrics)
+        processes.barrier()
         return result
 
     def _kept(self, best_state: dict[str, torch.Tensor] | None) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -39,6 +40,17 @@ def torchrun(recipe: Path, output: Path, *extra: str, processes: int = 2) -> lis
             str(29500 + os.getpid() % 1000), "-m", "seqtag.cli", "train", str(recipe), "--output", str(output), *extra]
 
 
+def run_torchrun(recipe: Path, output: Path, *extra: str) -> subprocess.CompletedProcess:
+    """torchrun, once more if a rank died of the known intermittent C++ abort ("terminate called without
+    an active exception", about 1 run in 10 on this machine: an open bug, see the CHANGELOG); any other
+    failure, or the abort twice, fails the test."""
+    result = subprocess.run(torchrun(recipe, output, *extra), capture_output=True, text=True, timeout=300)
+    if result.returncode != 0 and "terminate called without an active exception" in result.stderr:
+        shutil.rmtree(output, ignore_errors=True)
+        result = subprocess.run(torchrun(recipe, output, *extra), capture_output=True, text=True, timeout=300)
+    return result
+
+
 def assert_close_weights(a: Path, b: Path) -> None:
     first, second = read_archive(a)["tensors"], read_archive(b)["tensors"]
     assert first.keys() == second.keys()
@@ -57,7 +69,7 @@ def test_torchrun_gives_the_one_process_weights_and_only_rank_0_writes(tiny_corp
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     alone = run(recipe_from_dict(copy.deepcopy(data)), tmp_path / "alone")
-    result = subprocess.run(torchrun(path, tmp_path / "two"), capture_output=True, text=True, timeout=300)
+    result = run_torchrun(path, tmp_path / "two")
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("model: ") == 1  # rank 1 reports nothing
     assert "global batch 8 (about 4 per process)" in result.stderr
@@ -75,13 +87,11 @@ def test_a_distributed_run_resumes(tiny_corpus: Path, tmp_path: Path) -> None:
     data = deterministic_recipe(tiny_corpus)
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
-    whole = subprocess.run(torchrun(path, tmp_path / "whole"), capture_output=True, text=True, timeout=300)
+    whole = run_torchrun(path, tmp_path / "whole")
     assert whole.returncode == 0, whole.stderr[-3000:]
-    first = subprocess.run(torchrun(path, tmp_path / "parts", "--set", "training.max_epochs=1"), capture_output=True,
-                           text=True, timeout=300)
+    first = run_torchrun(path, tmp_path / "parts", "--set", "training.max_epochs=1")
     assert first.returncode == 0, first.stderr[-3000:]
-    second = subprocess.run(torchrun(path, tmp_path / "ignored", "--resume", str(tmp_path / "parts")),
-                            capture_output=True, text=True, timeout=300)
+    second = run_torchrun(path, tmp_path / "ignored", "--resume", str(tmp_path / "parts"))
     assert second.returncode == 0, second.stderr[-3000:]
     assert "resuming" in second.stderr
     assert_close_weights(tmp_path / "whole" / "model.seqtag", tmp_path / "parts" / "model.seqtag")
