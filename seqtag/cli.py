@@ -79,11 +79,11 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
-    gold = read_conll(args.gold, 0, args.gold_column)
     if args.predictions is None:  # conlleval input: ... gold predicted
-        predicted = [s.labels or [] for s in read_conll(args.gold, 0, -1)]
         gold = read_conll(args.gold, 0, -2)
+        predicted = [[row[-1] for row in s.rows] for s in gold]
     else:
+        gold = read_conll(args.gold, 0, args.gold_column)
         predictions = read_conll(args.predictions, 0, -1)
         if len(predictions) != len(gold):
             raise DataError(f"{len(predictions)} sentences, but {args.gold} has {len(gold)}", args.predictions)

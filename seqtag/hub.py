@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from seqtag.errors import ArchiveError, SeqtagError, shorten
-from seqtag.io import read_header
+from seqtag.io import MEMBER_LIMITS, read_header, read_member
 from seqtag.version import __version__
 
 PREFIX = "hf://"
@@ -85,8 +85,8 @@ def model_card(path: str | Path, repo: str) -> str:
 def _metrics(path: str | Path) -> dict[str, Any]:
     try:
         with zipfile.ZipFile(path) as archive:
-            data = json.loads(archive.read("metrics.json")[: 2**26])
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+            data = json.loads(read_member(archive, "metrics.json", MEMBER_LIMITS["metrics.json"], path))
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, ArchiveError):
         return {}
     return data if isinstance(data, dict) else {}
 
