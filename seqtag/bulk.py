@@ -45,6 +45,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from seqtag.api import load
+from seqtag.data.files import display_name, is_stream
 from seqtag.data.stream import (
     CHUNK_TOKENS,
     Chunk,
@@ -71,7 +72,7 @@ except ImportError:  # Windows
 log = logging.getLogger(__name__)
 
 #: Version of the progress record beside a partial output.
-RECORD_VERSION = 1
+RECORD_VERSION = 2  # 2: items count blank and -DOCSTART- lines (line-exact output)
 PARTIAL_SUFFIX = ".partial"
 RECORD_SUFFIX = ".progress.json"
 #: The lock file a bulk job holds in its output folder while it runs.
@@ -313,7 +314,10 @@ def predict(
                           f"(--threads; the default is the {available_cores()} cores of this machine)")
     resolve_device(job.device)  # a device this machine lacks: the error now, not from every worker
     for path in inputs:
-        if not path.is_file():
+        if is_stream(path):
+            if bulk or len(inputs) > 1:
+                raise SeqtagError(f"{display_name(path)} can be read only once: it can be the only input, without an output folder")
+        elif not path.is_file():
             raise DataError("file not found" if not path.exists() else "is not a file", path)
     recipe_data = header["recipe"].get("data") or {}
     column = job.word_column if job.word_column is not None else int(recipe_data.get("word_column", 0))
@@ -343,7 +347,7 @@ def _predict_tagging(
     if bulk:
         files = _plan(job, inputs, column, header)
     else:
-        files = [_FileJob(inputs[0], None, resolve_format(inputs[0], job.format), column)]
+        files = [_FileJob(inputs[0], None, _format(inputs[0], job.format), column)]
     summary = Summary()
     pending = [f for f in files if not f.done]
     summary.skipped = [f.output for f in files if f.done and f.output is not None]
@@ -413,6 +417,19 @@ class _FileJob:
     def record(self) -> Path:
         assert self.output is not None
         return self.output.with_name(self.output.name + RECORD_SUFFIX)
+
+
+def _format(path: Path, format: str) -> str:
+    """The input format of ``path``; a detected one is said on stderr."""
+    resolved = resolve_format(path, format)
+    if format == "auto":
+        log.info(f"{display_name(path)}: read as {resolved} ({FORMAT_NAMES[resolved]}; detected, --format to choose)")
+    return resolved
+
+
+#: How messages describe the input formats.
+FORMAT_NAMES = {"conll": "CoNLL columns", "tokens": "one tokenised sentence per line", "text": "raw text",
+                "jsonl": "JSON lines"}
 
 
 def _output_folder(job: PredictJob) -> Path:
@@ -485,7 +502,7 @@ def _plan(job: PredictJob, inputs: list[Path], column: int, header: dict[str, An
             file.partial.unlink(missing_ok=True)
             files.append(file)
             continue
-        file.format = resolve_format(path, job.format)
+        file.format = _format(path, job.format)
         stat = path.stat()
         file.key = {
             "version": RECORD_VERSION, "input": str(path.resolve()), "input_size": stat.st_size,
@@ -521,7 +538,7 @@ def _resume_point(file: _FileJob) -> None:
         log.warning(f"{file.input}: starting over: {reason}")
         return
     file.start, file.start_bytes = position, written
-    log.info(f"{file.input}: continuing after {position.items:,} sentences (line {position.line:,}) of a partial run")
+    log.info(f"{file.input}: continuing after {position.items:,} items (line {position.line:,}) of a partial run")
 
 
 class _Writer:
@@ -620,7 +637,7 @@ def _run(
                         exhausted = True
                         break
                     file, chunk = item
-                    handle = None if chunk is None else engine.submit(chunk.format, chunk.items)
+                    handle = None if chunk is None else engine.submit(chunk.format, chunk.inputs)
                     in_flight += chunk is not None
                     queue.append((file, chunk, handle))
                 if not queue:
@@ -660,7 +677,8 @@ class _Progress:
     def __init__(self, files: list[_FileJob], wanted: bool | None) -> None:
         terminal = sys.stderr.isatty()
         self.mode = "bar" if (wanted is None and terminal) or (wanted and terminal) else "lines" if wanted else None
-        self.total = sum(f.input.stat().st_size for f in files)
+        streams = any(is_stream(f.input) for f in files)
+        self.total: int | None = None if streams else sum(f.input.stat().st_size for f in files)  # stdin: unknown
         self.done = self.initial = sum(f.start.offset for f in files)
         self.files = len(files)
         self.finished = 0
@@ -708,6 +726,10 @@ class _Progress:
             self._line(now, self.tokens / max(now - self.started, 1e-9))
 
     def _line(self, now: float, rate: float) -> None:
+        if self.total is None:
+            print(f"seqtag predict: {self.done / 2**20:,.1f} MB read, {self.tokens:,} tokens, {rate:,.0f} tokens/s",
+                  file=sys.stderr, flush=True)
+            return
         share = self.done / self.total if self.total else 1.0
         speed = (self.done - self.initial) / max(now - self.started, 1e-9)  # bytes/s in this run
         left = (self.total - self.done) / speed if speed > 0 else 0.0

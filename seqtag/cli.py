@@ -10,25 +10,17 @@ import os
 import sys
 from pathlib import Path
 
-import yaml
-
-from seqtag.api import load, train
-from seqtag.bulk import PredictJob, is_bulk
-from seqtag.bulk import predict as predict_files
-from seqtag.data.conll import read_conll
-from seqtag.data.schemes import check_tags, detect_scheme, normalize_scheme
-from seqtag.errors import DataError, SeqtagError, shorten
-from seqtag.evaluation import format_report, headline, span_metrics, token_accuracy
-from seqtag.hub import push
-from seqtag.integrations.ray import ray_engine
-from seqtag.io import read_archive
-from seqtag.registry import TASKS, task_entry
-from seqtag.training.curves import CURVES_NAME, plot_runs
-from seqtag.training.trainer import TrainingInterrupted
+from seqtag.errors import DataError, SeqtagError, TrainingInterrupted, shorten
 from seqtag.version import __version__
+
+# Each command imports what it needs when it runs, so that --help, --version and argument errors
+# answer at once (torch and the task packages take seconds to import).
 
 
 def _train(args: argparse.Namespace) -> int:
+    from seqtag.api import train
+    from seqtag.evaluation import headline
+
     overrides = [*(args.set or []), *([f"training.device={args.device}"] if args.device else [])]
     result = train(args.recipe, overrides, args.output, args.resume, args.force)
     if result.model_path is None:  # a distributed run's other processes: rank 0 reports
@@ -52,6 +44,8 @@ def _options(**values: object) -> dict[str, object]:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from seqtag.api import load
+
     predictor = load(args.model, args.runtime, args.onnx, args.device, args.threads)
     options = _options(word_column=args.word_column, label_column=args.label_column, confusion=args.confusion)
     metrics = predictor.evaluate_file(args.data, args.batch_size, **options)
@@ -60,6 +54,10 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    from seqtag.bulk import PredictJob, is_bulk
+    from seqtag.bulk import predict as predict_files
+    from seqtag.integrations.ray import ray_engine
+
     if args.ray_address is not None and args.engine != "ray":
         raise SeqtagError("--ray-address is for --engine ray")
     job = PredictJob(args.model, args.input, args.output, args.format, args.word_column, args.batch_size, args.device,
@@ -71,6 +69,8 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from seqtag.api import load
+
     predictor = load(args.model, device="cpu", threads=args.threads)
     output = Path(args.output) if args.output else Path(args.model).with_suffix(".onnx")
     predictor.export_onnx(output)
@@ -79,6 +79,10 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
+    from seqtag.data.conll import read_conll
+    from seqtag.data.schemes import check_tags, detect_scheme, normalize_scheme
+    from seqtag.evaluation import format_report, span_metrics, token_accuracy
+
     if args.predictions is None:  # conlleval input: ... gold predicted
         gold = read_conll(args.gold, 0, -2)
         predicted = [[row[-1] for row in s.rows] for s in gold]
@@ -105,6 +109,10 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def _recipe(args: argparse.Namespace) -> int:
+    import yaml
+
+    from seqtag.registry import task_entry
+
     entry = task_entry(args.task)
     if args.schema:
         print(json.dumps(entry.recipe.model_json_schema(), indent=2))
@@ -115,11 +123,15 @@ def _recipe(args: argparse.Namespace) -> int:
 
 
 def _push(args: argparse.Namespace) -> int:
+    from seqtag.hub import push
+
     print(f"pushed {args.model} to {push(args.model, args.repo, private=args.private)}")
     return 0
 
 
 def _plot(args: argparse.Namespace) -> int:
+    from seqtag.training.curves import CURVES_NAME, plot_runs
+
     output = Path(args.output) if args.output else Path(args.runs[0]) / CURVES_NAME if len(args.runs) == 1 \
         else Path("training-curves.png")
     plot_runs(args.runs, output)
@@ -128,6 +140,10 @@ def _plot(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
+    from seqtag.evaluation import headline
+    from seqtag.io import read_archive
+    from seqtag.registry import TASKS
+
     content = read_archive(args.model)
     meta, recipe, metrics = content["meta"], content["recipe"], content["metrics"]
     parameters = sum(t.numel() for t in content["tensors"].values())
@@ -207,22 +223,27 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(func=_evaluate)
 
     predict = commands.add_parser("predict", help="tag files",
-                                  description="Predict a file in the format of the model's task: for taggers a CoNLL file (adds a predicted "
-                                              "column), one pre-tokenised sentence per line, or raw text (--format text); for target "
+                                  description="Predict a file (- for stdin) in the format of the model's task: for taggers a CoNLL file "
+                                              "(adds a predicted column), one pre-tokenised sentence per line, raw text or JSON lines "
+                                              "(detected, or --format); every input line has its output, in order; for target "
                                               "sentiment a 3-line file; for tree sentiment one bracketed tree per line. Taggers also "
                                               "tag many or huge files into a folder (--output DIR): streamed in constant memory, "
                                               "with --workers processes or Ray actors, resumable by running the same command again.")
     predict.add_argument("model", help="model file (model.seqtag)")
     predict.add_argument("input", nargs="+", metavar="INPUT",
-                         help="input file(s) (taggers: CoNLL, one tokenised sentence per line, or raw text with --format text)")
+                         help="input file(s), or - for stdin (taggers: CoNLL, one tokenised sentence per line, raw text, "
+                              "or JSON lines)")
     predict.add_argument("--output", "-o", metavar="FILE|DIR",
                          help="one input: write the predictions here (what stdout would show); a folder (an existing one, a "
                               "name ending in /, or with several inputs): one output per input, same name, written "
                               "atomically and resumable (inputs whose output exists are skipped)")
-    predict.add_argument("--format", choices=("auto", "conll", "tokens", "text"), default="auto",
-                         help="taggers' input format: conll, tokens (one tokenised sentence per line), text (raw text, one "
-                              "paragraph per line: token/TAG lines, one per sentence, a blank line after each paragraph); "
-                              "default: guess conll or tokens")
+    predict.add_argument("--format", choices=("auto", "conll", "tokens", "text", "jsonl"), default="auto",
+                         help="taggers' input format: conll (output: the input's lines, a tag column added); tokens (one "
+                              "tokenised sentence per line; output: token/TAG pairs, line for line); text (raw text, "
+                              "paragraphs between blank lines, split by the model's tokenizer; output: token/TAG lines, one "
+                              "per sentence, blank lines kept); jsonl (one {\"text\": ...} or {\"tokens\": [...]} object per "
+                              "line; output: the object plus \"sentences\" with tokens, tags, confidences, offsets and "
+                              "entities); default auto: detected from the first lines, and said on stderr")
     predict.add_argument("--word-column", type=int, help="token column of CoNLL input (default: the recipe's)")
     predict.add_argument("--batch-size", type=positive, default=256)
     predict.add_argument("--workers", type=positive, default=1, metavar="N",
@@ -272,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     recipe = commands.add_parser("recipe", help="show a task's recipe keys with their defaults, or its JSON Schema",
                                  description="Print every key of a task's recipe with its default (YAML), or the "
                                              "recipe's JSON Schema (--schema) for editor completion and checks.")
-    recipe.add_argument("--task", default="tagging", choices=sorted(TASKS), help="the task (default: tagging)")
+    recipe.add_argument("--task", default="tagging", help="the task: tagging (default), target-sentiment, tree-sentiment, ...")
     recipe.add_argument("--schema", action="store_true", help="print the JSON Schema instead")
     recipe.set_defaults(func=_recipe)
 

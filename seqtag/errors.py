@@ -18,7 +18,7 @@ class DataError(SeqtagError):
     """Malformed input data; names the file and line when there is one."""
 
     def __init__(self, message: str, path: str | Path | None = None, line: int | None = None) -> None:
-        self.path = None if path is None else str(path)
+        self.path = None if path is None else "stdin" if str(path) == "-" else str(path)
         self.line = line
         where = ""
         if self.path is not None:
@@ -52,3 +52,7 @@ def shown(value: object, limit: int = 80) -> str:
         return text
     size = len(value) if isinstance(value, str) else len(text)
     return f"{text[: limit - 20]}...{text[-12:]} ({size} characters)"
+
+
+class TrainingInterrupted(SeqtagError):
+    """Training was stopped with Ctrl-C after saving a checkpoint."""

@@ -82,8 +82,8 @@ def test_conll_reader_reads_everything_or_names_file_and_line(data, word_column,
         assert outcome.line is not None and outcome.line >= 1  # every problem of a readable file is on a line
         return
     sentences, stats = outcome
-    text = data.decode("utf-8-sig")
-    content = [line for line in text.split("\n") if line.rstrip("\r\n").strip()]
+    lines = [line.decode("utf-8") for line in data.removeprefix(b"\xef\xbb\xbf").splitlines()]  # LF, CRLF, CR
+    content = [line for line in lines if line.strip()]
     # Nothing silently dropped: every non-blank line is a token or a counted -DOCSTART- line.
     assert sum(len(s) for s in sentences) + stats.docstart_lines == len(content)
     assert stats.sentences == len(sentences) and stats.tokens == sum(len(s) for s in sentences)

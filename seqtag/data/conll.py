@@ -1,20 +1,21 @@
 """CoNLL-style column files: one token per line, a blank line between sentences.
 
 Columns are separated by tabs when a line contains a tab, otherwise by runs
-of spaces. ``-DOCSTART-`` lines are skipped. Every malformed line raises a
-:class:`~seqtag.errors.DataError` naming the file and line number.
+of spaces. ``-DOCSTART-`` lines are skipped when reading a corpus; a predictor that writes the
+input back asks for them (and for every blank line) as :class:`Verbatim` items, so its output
+has the input's lines. Every malformed line raises a :class:`~seqtag.errors.DataError` naming
+the file and line number.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import islice
 from pathlib import Path
 from typing import TextIO
 
-from seqtag.data.files import open_input, read_lines
-from seqtag.errors import DataError
+from seqtag.data.files import read_lines
+from seqtag.errors import DataError, shorten
 
 DOCSTART = "-DOCSTART-"
 
@@ -36,6 +37,14 @@ class Sentence:
 
     def __len__(self) -> int:
         return len(self.tokens)
+
+
+@dataclass(frozen=True)
+class Verbatim:
+    """An input line that a prediction copies to its output as it is: a blank line (one that
+    ends a sentence or any other), or a ``-DOCSTART-`` line."""
+
+    text: str = ""
 
 
 @dataclass
@@ -82,7 +91,7 @@ def iter_conll(
     stats: ReadStats | None = None,
 ) -> Iterator[Sentence]:
     """Stream the sentences of a column file; see :func:`read_conll`."""
-    return parse_conll(read_lines(path), path, word_column, label_column, stats)
+    return parse_conll(read_lines(path), path, word_column, label_column, stats)  # type: ignore[return-value]
 
 
 def parse_conll(
@@ -91,10 +100,16 @@ def parse_conll(
     word_column: int = 0,
     label_column: int | None = -1,
     stats: ReadStats | None = None,
-) -> Iterator[Sentence]:
+    verbatim: bool = False,
+) -> Iterator[Sentence | Verbatim]:
     """The sentences of a column file's ``(line number, text)`` pairs (from :func:`~seqtag.data.files.read_lines`
     or a :class:`~seqtag.data.files.LineReader`); a sentence is yielded once the line after it
-    (blank, or the end of the input) has been read. See :func:`read_conll`."""
+    (blank, or the end of the input) has been read. See :func:`read_conll`.
+
+    With ``verbatim``, every blank line (including the one that ends a sentence, yielded right
+    after the sentence) and every ``-DOCSTART-`` line also comes out, as a :class:`Verbatim`, so
+    the items account for every input line in order.
+    """
     path = str(path)
     stats = stats if stats is not None else ReadStats()
     width: int | None = None
@@ -105,10 +120,17 @@ def parse_conll(
             if rows:
                 yield _sentence(rows, path, first_line, word_column, label_column, stats)
                 rows = []
+            if verbatim:
+                yield Verbatim("")
             continue
         columns = _split(line)
         if columns[0] == DOCSTART:
             stats.docstart_lines += 1
+            if verbatim:
+                if rows:  # a -DOCSTART- line without a blank line before it ends the sentence
+                    yield _sentence(rows, path, first_line, word_column, label_column, stats)
+                    rows = []
+                yield Verbatim(line)
             continue
         if width is None:
             width = len(columns)
@@ -118,9 +140,10 @@ def parse_conll(
                 if labels_at == words_at:
                     raise DataError("the word and label columns are the same column", path, number)
         if len(columns) != width:
-            raise DataError(f"expected {width} columns like the lines before, found {len(columns)}: {line!r}", path, number)
+            raise DataError(f"expected {width} columns like the lines before, found {len(columns)}: {shorten(repr(line))}",
+                            path, number)
         if "\t" in line and any(not column.strip() for column in columns):  # split() makes no empty column
-            raise DataError(f"empty column in {line!r}", path, number)
+            raise DataError(f"empty column in {shorten(repr(line))}", path, number)
         if not rows:
             first_line = number
         rows.append(columns)
@@ -139,39 +162,22 @@ def _sentence(
 
 
 def read_token_lines(path: str | Path) -> list[Sentence]:
-    """Read one pre-tokenised sentence per line (tokens separated by spaces)."""
-    return list(parse_token_lines(read_lines(path, split_cr=True), path))
+    """Read one pre-tokenised sentence per line (tokens separated by spaces; blank lines skipped)."""
+    return [item for item in parse_token_lines(read_lines(path), path) if isinstance(item, Sentence)]
 
 
-def parse_token_lines(lines: Iterable[tuple[int, str]], path: str | Path) -> Iterator[Sentence]:
-    """The sentences of ``(line number, text)`` pairs holding one pre-tokenised sentence each (blank lines skipped)."""
+def parse_token_lines(lines: Iterable[tuple[int, str]], path: str | Path) -> Iterator[Sentence | Verbatim]:
+    """The items of ``(line number, text)`` pairs holding one pre-tokenised sentence each: a
+    :class:`Sentence` per line with tokens, a blank :class:`Verbatim` per blank or whitespace-only line."""
     path = str(path)
     for number, line in lines:
         tokens = line.split()
-        if tokens:
-            yield Sentence(tokens=tokens, rows=[[t] for t in tokens], path=path, line=number)
+        yield Sentence(tokens=tokens, rows=[[t] for t in tokens], path=path, line=number) if tokens else Verbatim("")
 
 
 def token_line(tokens: Sequence[str], tags: Sequence[str]) -> str:
     """One tagged sentence as ``token/TAG`` pairs separated by spaces, with a line end."""
     return " ".join(f"{t}/{g}" for t, g in zip(tokens, tags, strict=True)) + "\n"
-
-
-def looks_like_conll(path: str | Path, sample: int = 200) -> bool:
-    """Whether a file holds one token per line (CoNLL) rather than one sentence per line.
-
-    CoNLL files have blank lines between sentences and the same small number of
-    columns on every line; a sentence-per-line file has no blank lines in
-    between, or lines of varying length.
-    """
-    with open_input(path) as handle:
-        lines = [raw.decode("utf-8", "replace").strip() for raw in islice(handle, sample)]
-    content = [line for line in lines if line and not line.startswith(DOCSTART)]
-    if not content:
-        return True
-    widths = {len(_split(line)) for line in content}
-    has_blank_separators = any(not line for line in lines[1:])
-    return len(widths) == 1 and (has_blank_separators or next(iter(widths)) == 1) and next(iter(widths)) <= 10
 
 
 def write_conll(sentences: Iterable[Sentence], predictions: Iterable[Sequence[str]], out: TextIO | str | Path) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from seqtag.config import TrainingConfig
-from seqtag.errors import SeqtagError, shorten
+from seqtag.errors import SeqtagError, TrainingInterrupted, shorten
 from seqtag.tasks.base import Task
 from seqtag.training.checkpoint import (
     CHECKPOINT_NAME,
@@ -88,10 +88,6 @@ class WeightAverage:
             scratch = live.detach().clone()
             live.copy_(averaged)
             averaged.copy_(scratch)
-
-
-class TrainingInterrupted(SeqtagError):
-    """Training was stopped with Ctrl-C after saving a checkpoint."""
 
 
 class _Loss(torch.nn.Module):

@@ -66,6 +66,23 @@ class TaggedSentence:
     def tags(self) -> list[str]:
         return [token.tag for token in self.tokens]
 
+    def to_json(self) -> dict[str, Any]:
+        """The sentence as a JSON object: tokens, tags, confidences, character offsets, entities
+        (span models) and n-best sequences (when asked for)."""
+        data: dict[str, Any] = {
+            "tokens": [t.text for t in self.tokens],
+            "tags": self.tags,
+            "confidences": [round(t.confidence, 4) for t in self.tokens],
+            "offsets": [[t.start, t.end] for t in self.tokens],
+            "entities": [
+                {"text": e.text, "label": e.label, "start": e.start_char, "end": e.end_char, "confidence": round(e.confidence, 4)}
+                for e in self.entities
+            ],
+        }
+        if self.n_best:
+            data["n_best"] = [{"tags": s.tags, "probability": round(s.probability, 6)} for s in self.n_best]
+        return data
+
     def __repr__(self) -> str:
         shown = " ".join(f"{t.text}/{t.tag}" for t in self.tokens)
         return f"TaggedSentence({shown})"
@@ -202,16 +219,16 @@ class TaggingPredictor(TextPredictor):
     def predict_file(  # type: ignore[override]
         self, path: str | Path, out: TextIO, batch_size: int = 256, format: str = "auto", word_column: int | None = None
     ) -> int:
-        """Tag a CoNLL file (``format: conll``: its columns plus the predicted tag), a file of one
-        pre-tokenised sentence per line (``tokens``: ``token/TAG`` pairs) or raw text, one paragraph
-        per line (``text``: ``token/TAG`` lines, one per sentence, a blank line after each input
-        line); ``auto`` guesses ``conll`` or ``tokens``. Streams the file in chunks
-        (:mod:`seqtag.data.stream`), so memory does not grow with its size. Returns the number of
-        sentences."""
+        """Tag a file (``-``: stdin) in one of the formats of :mod:`seqtag.data.stream` (``auto``
+        detects it): CoNLL (``conll``: its lines plus a predicted tag column), one pre-tokenised
+        sentence per line (``tokens``: ``token/TAG`` pairs), raw text (``text``: paragraphs
+        between blank lines, ``token/TAG`` lines, one per sentence) or JSON lines (``jsonl``).
+        Every input line has its output in order; blank lines are kept. Streams the file in
+        chunks, so memory does not grow with its size. Returns the number of sentences."""
         format = resolve_format(path, format)
         count = 0
         for chunk in read_chunks(path, format, self.word_column if word_column is None else word_column):
-            result = self.tag_items(chunk.format, chunk.items, batch_size)
+            result = self.tag_items(chunk.format, chunk.inputs, batch_size)
             out.write(format_chunk(chunk, result))
             count += count_sentences(chunk, result)
         return count
@@ -222,14 +239,24 @@ class TaggingPredictor(TextPredictor):
         return self.task.recipe.data.word_column
 
     def tag_items(self, format: str, items: Sequence[Any], batch_size: int = 256) -> ChunkResult:
-        """Tags for one chunk's items (:mod:`seqtag.data.stream`): for ``conll`` and ``tokens``
-        :class:`~seqtag.data.conll.Sentence` s, their tags; for ``text`` strings, per string its
-        sentences as ``(tokens, tags)`` pairs (tokenised and split by :meth:`pipe`)."""
+        """Tags for the inputs of one chunk (:attr:`seqtag.data.stream.Chunk.inputs`): for ``conll``
+        and ``tokens`` :class:`~seqtag.data.conll.Sentence` s, their tags; for ``text`` paragraphs,
+        per paragraph its sentences as ``(tokens, tags)`` pairs (tokenised and split by
+        :meth:`pipe`); for ``jsonl`` records, per record its sentences as JSON objects."""
+        buffer = max(1, -(-len(items) // batch_size))  # the whole chunk in one read-ahead of pipe
         if format == "text":
-            buffer = max(1, -(-len(items) // batch_size))  # the whole chunk in one read-ahead of pipe
             return [
                 [([token.text for token in sentence.tokens], sentence.tags) for sentence in sentences]
                 for sentences in self.pipe(items, batch_size=batch_size, buffer=buffer)
+            ]
+        if format == "jsonl":
+            texts = [record.text for record in items if record.text is not None]
+            tokenised = [record.tokens for record in items if record.text is None]
+            from_text = iter(self.pipe(texts, batch_size=batch_size, buffer=buffer))
+            from_tokens = iter(self.tag_batch(tokenised, batch_size) if tokenised else [])
+            return [
+                [s.to_json() for s in next(from_text)] if record.text is not None else [next(from_tokens).to_json()]
+                for record in items
             ]
         return self.task.predict(items, batch_size)
 
