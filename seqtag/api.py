@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -13,8 +13,9 @@ from seqtag.errors import SeqtagError
 from seqtag.hub import download, is_hub_name
 from seqtag.registry import load_task, task_entry
 from seqtag.tasks.predictor import Predictor
-from seqtag.training.run import run_recipe
-from seqtag.training.trainer import TrainResult
+
+if TYPE_CHECKING:
+    from seqtag.training.trainer import TrainResult
 
 
 def load(
@@ -77,4 +78,6 @@ def train(
     names a run folder whose checkpoint the training continues from (then ``recipe`` may
     be left out: the run's own is used).
     """
+    from seqtag.training.run import run_recipe  # training code loads only for training
+
     return run_recipe(recipe, overrides or [], output, resume, force)

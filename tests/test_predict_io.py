@@ -106,6 +106,8 @@ def test_detection_never_takes_plain_text_for_conll():
     assert detect_format(["Hello world", "", "Good bye"]) != "conll"
     assert detect_format(["Obama visited Berlin, Germany.", "He met Merkel."]) == "text"
     assert detect_format(["EU rejects German call to boycott British lamb .", "Peter Blackburn"]) == "tokens"
+    assert detect_format(["EU rejects German call ."]) == "tokens"
+    assert detect_format(["EU rejects German call .", "Peter met Anna there ."]) == "tokens"
     assert detect_format(CONLL.splitlines()) == "conll"
     assert detect_format(["EU B-ORG", "rejects O", "", "Peter B-PER"]) == "conll"
     assert detect_format(["EU", "rejects", "", "Peter"]) == "conll"  # tokens only, one per line

@@ -131,8 +131,9 @@ def detect_format(lines: list[str]) -> str:
 
     * ``jsonl``: the first non-blank line is a JSON object with ``"text"`` or ``"tokens"``;
     * ``conll``: every non-blank line (``-DOCSTART-`` aside) has the same number of columns,
-      and either there is one column and blank lines between sentences, or the last column
-      looks like tags (``O``, ``B-PER``, ``NNP``, ``,``: never ordinary lower-case words);
+      and either there is one column and blank lines between sentences, or every column but
+      the first (the last one, for more than 6 columns) looks like tags (``O``, ``B-PER``,
+      ``NNP``, ``,``: never ordinary lower-case words);
     * ``text``: at least a fifth of the lines have punctuation attached to words
       (``Berlin,``, ``We're``, ``(the``), which pre-tokenised lines do not;
     * ``tokens`` otherwise.
@@ -153,7 +154,8 @@ def detect_format(lines: list[str]) -> str:
         has_blank = any(not line.strip() for line in lines[1:])
         if len(widths) == 1 and next(iter(widths)) <= 10:
             width = next(iter(widths))
-            if (width == 1 and has_blank) or (width > 1 and all(_TAG.match(row[-1].strip()) for row in rows)):
+            tag_columns = range(1, width) if width <= 6 else [width - 1]  # wide files (CoNLL-U...) have lemma columns
+            if (width == 1 and has_blank) or (width > 1 and all(_TAG.match(row[c].strip()) for row in rows for c in tag_columns)):
                 return "conll"
     elif any(line.startswith(DOCSTART) for line in content):
         return "conll"

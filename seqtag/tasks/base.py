@@ -27,6 +27,7 @@ from seqtag.config import Recipe, validate_recipe
 from seqtag.data.batching import length_batches, to_device
 from seqtag.data.vocab import WordIndex
 from seqtag.embeddings import PretrainedVectors, recipe_vectors, word_vocabulary
+from seqtag.devices import on_meta_device
 from seqtag.errors import ArchiveError, DataError, RecipeError, SeqtagError, shorten
 from seqtag.io import read_archive, write_model_file
 from seqtag.modules.embedders import WordEmbedder
@@ -66,7 +67,8 @@ class Task(ABC):
 
     Subclasses set ``name`` (the recipe's ``task`` value), ``recipe_class`` (its recipe
     schema), ``example_noun`` (what a corpus file holds, for messages) and ``main_metric``
-    (the key of :meth:`evaluate`'s result that early stopping maximises), and implement
+    (the key of :meth:`evaluate`'s result that early stopping maximises, or minimises with
+    ``metric_goal = "min"``), and implement
     reading, building, encoding and evaluation. Every task has a word table: ``words``
     (the :class:`~seqtag.data.vocab.WordIndex`), ``word_dim`` and ``model.words`` (a
     :class:`~seqtag.modules.embedders.WordEmbedder`).
@@ -79,6 +81,9 @@ class Task(ABC):
     transfer_core: ClassVar[str] = ""
     #: Whether a training batch may leave some parameters unused (distributed training must look for them).
     may_skip_parameters: ClassVar[bool] = False
+    #: Whether a higher ``main_metric`` is better (``max``: F1, accuracy) or a lower one (``min``: perplexity):
+    #: the trainer keeps the best dev epoch and counts patience by it.
+    metric_goal: ClassVar[str] = "max"
     main_metric: str
     recipe: Any
     model: nn.Module
@@ -239,11 +244,13 @@ class Task(ABC):
         sizes the file's recipe and vocabularies declare are checked against its tensors before
         anything is allocated; ValueError names what does not match.
         """
-        with torch.device("meta"):
+        with on_meta_device():
             task = cls.from_vocab(recipe, vocab)
         check_tensors(task.model.state_dict(), tensors)
-        task.model.to_empty(device="cpu")
-        task.model.load_state_dict(tensors, strict=True)
+        task.model.load_state_dict(tensors, strict=True, assign=True)  # the file's tensors become the weights: no copy
+        left = [name for name, t in [*task.model.named_parameters(), *task.model.named_buffers()] if t.is_meta]
+        if left:
+            raise ValueError(f"not in the model file: {', '.join(left)}")
         task.model.eval()
         return task
 
@@ -345,6 +352,16 @@ class Task(ABC):
     @abstractmethod
     def evaluate(self, examples: Sequence[Any], batch_size: int = 256) -> dict[str, Any]:
         """Metrics on labelled examples; must include ``main_metric``."""
+
+    def training_state(self) -> dict[str, torch.Tensor]:
+        """Tensors besides the weights that the next training step depends on (e.g. a language model's
+        states carried from one window to the next); checkpoints keep them. None by default."""
+        return {}
+
+    def restore_training_state(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Take back what :meth:`training_state` gave, from a checkpoint (ValueError when it does not fit)."""
+        if tensors:
+            raise ValueError(f"this task keeps no training state, the checkpoint holds {len(tensors)} task tensor(s)")
 
     def parameter_groups(self) -> list[dict[str, Any]]:
         """Optimiser parameter groups. A group may carry ``lr_scale`` (its learning rate is

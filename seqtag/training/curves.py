@@ -11,15 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only: no display needed, none opened
-
-from matplotlib import pyplot as plt  # noqa: E402  (after choosing the backend)
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-from seqtag.errors import DataError  # noqa: E402
-from seqtag.io import atomic_open  # noqa: E402
+from seqtag.errors import DataError
+from seqtag.io import atomic_open
 
 CURVES_NAME = "training-curves.png"
 
@@ -62,9 +55,17 @@ def main_metric(records: Sequence[dict[str, Any]]) -> str | None:
 def plot_runs(run_dirs: Sequence[str | Path], output: str | Path, labels: Sequence[str] | None = None) -> Path:
     """Draw the curves of one or more runs into ``output`` (PNG): loss, the dev and test metric,
     learning rate and throughput per epoch, one colour per run."""
+    # matplotlib is imported here, not with the module (it takes a second), and drawn on an Agg
+    # canvas of its own: no display is needed, and a caller's pyplot backend is left alone.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
     runs = [(Path(d), read_history(d)) for d in run_dirs]
     names = list(labels) if labels is not None else [d.name or str(d) for d, _ in runs]
-    figure, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+    figure = Figure(figsize=(11, 7.5))
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(2, 2)
     panels = {"loss": axes[0][0], "metric": axes[0][1], "lr": axes[1][0], "speed": axes[1][1]}
     metric = None
     for (_folder, records), name in zip(runs, names, strict=True):
@@ -96,7 +97,6 @@ def plot_runs(run_dirs: Sequence[str | Path], output: str | Path, labels: Sequen
     output = Path(output)
     with atomic_open(output, "wb") as out:
         figure.savefig(out, format="png", dpi=90)
-    plt.close(figure)
     return output
 
 

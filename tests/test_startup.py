@@ -1,0 +1,41 @@
+"""The command answers at once: what each entry point imports (a fresh interpreter per check).
+
+Time is measured by ``scripts/bench.py``, not here; these tests pin the causes: the CLI's
+argument parsing and ``import seqtag`` load no torch, and loading a model loads neither
+training code, matplotlib, nor the ~800 modules (sympy, torch._dynamo) that PyTorch pulls in
+on the first operation on the meta device without a native kernel.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+MODEL = Path(__file__).resolve().parent / "fixtures" / "compat" / "tagging.seqtag"
+
+
+def imported_after(code: str) -> set[str]:
+    probe = f"import sys, json\n{code}\nprint(json.dumps(sorted(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, check=True)
+    return set(json.loads(result.stdout.splitlines()[-1]))
+
+
+def test_import_seqtag_and_the_cli_parser_load_no_torch() -> None:
+    modules = imported_after("import seqtag, seqtag.cli\nseqtag.cli.build_parser().parse_args(['info', 'x'])")
+    assert "torch" not in modules and "pydantic" not in modules and "matplotlib" not in modules
+
+
+def test_version_answers_without_torch() -> None:
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "seqtag.cli", "--version"], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.startswith("seqtag ")
+    assert "| torch\n" not in result.stderr and "torch" not in {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()}
+
+
+def test_loading_a_model_loads_no_training_code_plotting_or_symbolic_maths() -> None:
+    modules = imported_after(f"import seqtag\nseqtag.load({str(MODEL)!r}).tag('Paris')")
+    heavy = sorted(m for m in modules if m.split(".")[0] in ("sympy", "matplotlib", "gensim", "datasets", "spacy")
+                   or m.startswith(("torch._dynamo", "seqtag.training")))
+    assert heavy == []
