@@ -22,6 +22,7 @@ import contextlib
 import hashlib
 import io
 import json
+import mmap
 import os
 import tempfile
 import zipfile
@@ -31,7 +32,6 @@ from typing import IO, Any
 
 import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
-from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from seqtag.errors import ArchiveError, shorten
@@ -125,9 +125,99 @@ def write_model_file(
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
         for name, text in files.items():
             archive.writestr(name, text)
-        archive.writestr(zipfile.ZipInfo("weights.safetensors"), weights, compress_type=zipfile.ZIP_STORED)
+        info = zipfile.ZipInfo("weights.safetensors")
+        info.compress_type = zipfile.ZIP_STORED
+        info.extra = _alignment_padding(buffer.tell(), info)
+        archive.writestr(info, weights)
     atomic_write_bytes(path, buffer.getvalue())
     return Path(path)
+
+
+#: The weights of a model file start at a multiple of this many bytes of the file, so that they can
+#: be memory-mapped as tensors in place.
+WEIGHTS_ALIGNMENT = 64
+_PADDING_FIELD = 0xD935  # the zip extra-field id zipalign uses for padding; zip readers skip it
+
+
+def _alignment_padding(header_offset: int, info: zipfile.ZipInfo) -> bytes:
+    """An extra field that makes a stored member's data (after its 30-byte local header, its name
+    and this field) start at a multiple of :data:`WEIGHTS_ALIGNMENT`."""
+    start = header_offset + 30 + len(info.filename.encode("utf-8")) + 4
+    size = -start % WEIGHTS_ALIGNMENT
+    return _PADDING_FIELD.to_bytes(2, "little") + size.to_bytes(2, "little") + bytes(size)
+
+
+#: safetensors dtype names.
+_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+           "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+           "BOOL": torch.bool}
+
+
+def _mapped_member(path: Path, archive: zipfile.ZipFile, name: str) -> memoryview | None:
+    """Member ``name`` as a copy-on-write memory map of the file, when it is stored uncompressed and
+    aligned (what :func:`write_model_file` writes); None otherwise (older files: read as bytes)."""
+    info = archive.getinfo(name)
+    if info.compress_type != zipfile.ZIP_STORED or info.file_size > MEMBER_LIMITS[name]:
+        return None
+    with open(path, "rb") as handle:
+        handle.seek(info.header_offset)
+        local = handle.read(30)
+        if len(local) != 30 or local[:4] != b"PK\x03\x04":
+            return None
+        start = info.header_offset + 30 + int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30], "little")
+        if start % WEIGHTS_ALIGNMENT or start + info.file_size > os.fstat(handle.fileno()).st_size:
+            return None
+        if info.file_size == 0:
+            return memoryview(b"")
+        mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_COPY)  # writable, private, paged in on use
+    return memoryview(mapped)[start : start + info.file_size]
+
+
+def _tensors_in_place(data: memoryview) -> dict[str, torch.Tensor]:
+    """The tensors of safetensors ``data`` as views of it (no copy; a misaligned tensor is copied).
+    ValueError for anything that is not well-formed safetensors."""
+    if len(data) < 8:
+        raise ValueError("too short")
+    size = int.from_bytes(data[:8], "little")
+    if size > len(data) - 8 or size > 2**26:
+        raise ValueError("header larger than the file")
+    header = json.loads(bytes(data[8 : 8 + size]).decode("utf-8"))
+    if not isinstance(header, dict):
+        raise ValueError("header is not a JSON object")
+    body = 8 + size
+    tensors = {}
+    for name, spec in header.items():
+        if name == "__metadata__":
+            continue
+        if not isinstance(spec, dict) or spec.get("dtype") not in _DTYPES:
+            raise ValueError(f"tensor {shorten(name, 60)}: unknown dtype")
+        dtype, shape, offsets = _DTYPES[spec["dtype"]], spec.get("shape"), spec.get("data_offsets")
+        if not isinstance(shape, list) or not all(isinstance(n, int) and 0 <= n < 2**40 for n in shape):
+            raise ValueError(f"tensor {shorten(name, 60)}: bad shape")
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(n, int) for n in offsets)
+                and 0 <= offsets[0] <= offsets[1] <= len(data) - body):
+            raise ValueError(f"tensor {shorten(name, 60)}: data outside the file")
+        count = 1
+        for n in shape:
+            count *= n
+        itemsize = torch.empty((), dtype=dtype).element_size()
+        if count * itemsize != offsets[1] - offsets[0]:
+            raise ValueError(f"tensor {shorten(name, 60)}: shape and data size disagree")
+        start = body + offsets[0]
+        if count == 0:
+            tensor = torch.empty(shape, dtype=dtype)
+        else:
+            tensor = torch.frombuffer(data, dtype=dtype, count=count, offset=start).view(shape)
+            if start % itemsize:
+                tensor = tensor.clone()
+        tensors[name] = tensor
+    return tensors
+
+
+def _all_finite(tensor: torch.Tensor, chunk: int = 1 << 22) -> bool:
+    """Whether a floating-point tensor holds no NaN or infinity (checked in chunks: no tensor-sized temporary)."""
+    flat = tensor.reshape(-1)
+    return all(bool(torch.isfinite(flat[i : i + chunk]).all()) for i in range(0, flat.numel(), chunk))
 
 
 class ModelMeta(BaseModel):
@@ -155,19 +245,19 @@ def read_archive(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     with _open_model_file(path) as archive:
         meta = _read_meta(archive, path)
-        weights = _member(archive, "weights.safetensors", path)
+        mapped = _mapped_member(path, archive, "weights.safetensors")
+        weights = mapped if mapped is not None else memoryview(bytearray(_member(archive, "weights.safetensors", path)))
         members = {name: _json(archive, name, path) for name in ("recipe.json", "vocab.json", "metrics.json")}
     if hashlib.sha256(weights).hexdigest() != meta["weights_sha256"]:
         raise ArchiveError(f"{path}: the weights are corrupted (checksum mismatch)")
     try:
-        tensors = load_safetensors(weights)
-    except Exception as error:  # safetensors raises its own error types
+        tensors = _tensors_in_place(weights)
+    except (ValueError, RecursionError, UnicodeDecodeError) as error:
         raise ArchiveError(f"{path}: the weights cannot be read ({shorten(str(error))})") from None
-    for name in meta["half_precision"]:
-        if name in tensors and tensors[name].is_floating_point():
-            tensors[name] = tensors[name].float()
+    # Tables stored in half precision (meta's half_precision) stay so in memory; the modules that
+    # hold them widen the rows they look up.
     for name, tensor in tensors.items():
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+        if tensor.is_floating_point() and not _all_finite(tensor):
             raise ArchiveError(f"{path}: the weights are broken: {shorten(name)} holds NaN or infinite values")
     for name, value in members.items():
         if not isinstance(value, dict):

@@ -39,3 +39,22 @@ def test_loading_a_model_loads_no_training_code_plotting_or_symbolic_maths() -> 
     heavy = sorted(m for m in modules if m.split(".")[0] in ("sympy", "matplotlib", "gensim", "datasets", "spacy")
                    or m.startswith(("torch._dynamo", "seqtag.training")))
     assert heavy == []
+
+
+def test_a_written_model_file_is_memory_mapped_and_keeps_half_tables_half(tmp_path: Path) -> None:
+    import zipfile
+
+    import seqtag
+    from seqtag.io import WEIGHTS_ALIGNMENT, _mapped_member
+
+    tagger = seqtag.load(MODEL)
+    copy = tagger.task.save(tmp_path / "copy.seqtag")
+    with zipfile.ZipFile(copy) as archive:
+        mapped = _mapped_member(copy, archive, "weights.safetensors")
+        assert mapped is not None and len(mapped) == archive.getinfo("weights.safetensors").file_size
+    with open(copy, "rb") as handle:  # the weights start aligned, so tensors are views of the file's pages
+        assert handle.read().index(bytes(mapped[:64])) % WEIGHTS_ALIGNMENT == 0
+    again = seqtag.load(copy)
+    assert again.task.model.words.frozen.dtype == tagger.task.model.words.frozen.dtype == __import__("torch").float16
+    text = "Peter Blackburn visited the European Commission in Brussels on Monday."
+    assert [s.tags for s in again.tag(text)] == [s.tags for s in tagger.tag(text)]

@@ -67,5 +67,5 @@ class WordEmbedder(nn.Module):
         trained = self.embedding(words.clamp(max=self.num_trainable - 1))
         frozen = nn.functional.embedding(
             (words - self.num_trainable).clamp(min=0), self.frozen
-        )
+        ).to(trained.dtype)  # a table loaded from a model file stays in half precision: only the rows looked up widen
         return torch.where(known.unsqueeze(-1), trained, frozen)

@@ -29,7 +29,7 @@ from seqtag.data.vocab import WordIndex
 from seqtag.embeddings import PretrainedVectors, recipe_vectors, word_vocabulary
 from seqtag.devices import on_meta_device
 from seqtag.errors import ArchiveError, DataError, RecipeError, SeqtagError, shorten
-from seqtag.io import read_archive, write_model_file
+from seqtag.io import HALF_PRECISION_SUFFIXES, read_archive, write_model_file
 from seqtag.modules.embedders import WordEmbedder
 from seqtag.tasks import transfer
 
@@ -39,7 +39,8 @@ T = TypeVar("T", bound="Task")
 
 def check_tensors(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -> None:
     """ValueError unless ``found`` has exactly the names, shapes and dtypes of ``expected`` (a model's
-    state dict); the message lists a few of each kind of difference, never all of them."""
+    state dict; tables a model file stores in half precision may be float16 where the model has
+    float32); the message lists a few of each kind of difference, never all of them."""
 
     def some(names: list[str]) -> str:
         return ", ".join(shorten(name, 60) for name in names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
@@ -51,8 +52,12 @@ def check_tensors(expected: dict[str, torch.Tensor], found: dict[str, torch.Tens
         problems.append(f"{len(missing)} tensor(s) missing ({some(missing)})")
     if unexpected:
         problems.append(f"{len(unexpected)} unexpected tensor(s) ({some(unexpected)})")
-    wrong = [name for name, tensor in expected.items() if name in found
-             and (found[name].shape != tensor.shape or found[name].dtype != tensor.dtype)]
+    def fits(name: str, tensor: torch.Tensor) -> bool:
+        dtype = found[name].dtype
+        stored_half = dtype == torch.float16 and tensor.dtype == torch.float32 and name.endswith(HALF_PRECISION_SUFFIXES)
+        return found[name].shape == tensor.shape and (dtype == tensor.dtype or stored_half)
+
+    wrong = [name for name, tensor in expected.items() if name in found and not fits(name, tensor)]
     if wrong:
         name = wrong[0]
         problems.append(f"{shorten(name, 60)} is {found[name].dtype} {tuple(found[name].shape)}, the model's recipe "
