@@ -13,19 +13,34 @@ import torch
 B = TypeVar("B")
 
 
-def length_batches(lengths: Sequence[int], batch_size: int, generator: torch.Generator | None = None) -> list[list[int]]:
+def length_batches(
+    lengths: Sequence[int], batch_size: int, generator: torch.Generator | None = None, max_tokens: int | None = None
+) -> list[list[int]]:
     """Group indices into batches of similar length.
 
     Without ``generator``: sorted by length (for prediction). With it: sorted
     by length plus random jitter, cut into batches, and the batches shuffled,
-    so epochs differ but each batch pads little.
+    so epochs differ but each batch pads little. ``max_tokens`` (prediction) also
+    ends a sorted batch before its padded size, rows times the longest length,
+    passes that many tokens, so long sentences come in smaller batches and memory
+    stays bounded whatever ``batch_size`` is.
     """
     if generator is None:
         order = sorted(range(len(lengths)), key=lambda i: lengths[i])
     else:
         noise = torch.rand(len(lengths), generator=generator).tolist()
         order = sorted(range(len(lengths)), key=lambda i: lengths[i] + 4.0 * noise[i])
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    if max_tokens is None or generator is not None:
+        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    else:
+        batches, current = [], []
+        for i in order:  # ascending lengths: the newest index is the longest of its batch
+            if current and (len(current) >= batch_size or (len(current) + 1) * lengths[i] > max_tokens):
+                batches.append(current)
+                current = []
+            current.append(i)
+        if current:
+            batches.append(current)
     if generator is not None:
         batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
     return batches
