@@ -29,8 +29,9 @@ class Vocabulary:
         self.unk = unk
         self.itos: list[str] = ([PAD] if pad else []) + ([UNK] if unk else [])
         self.stoi: dict[str, int] = {s: i for i, s in enumerate(self.itos)}
-        for item in items:
-            self.add(item)
+        new = [item for item in dict.fromkeys(items) if item not in self.stoi]  # in order, each once
+        self.stoi.update(zip(new, range(len(self.itos), len(self.itos) + len(new))))
+        self.itos.extend(new)
 
     @classmethod
     def from_counts(
