@@ -23,7 +23,6 @@ from typing import Any, BinaryIO
 
 from seqtag.errors import DataError
 
-
 #: The input name that means standard input.
 STDIN = "-"
 

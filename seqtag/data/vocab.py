@@ -30,7 +30,7 @@ class Vocabulary:
         self.itos: list[str] = ([PAD] if pad else []) + ([UNK] if unk else [])
         self.stoi: dict[str, int] = {s: i for i, s in enumerate(self.itos)}
         new = [item for item in dict.fromkeys(items) if item not in self.stoi]  # in order, each once
-        self.stoi.update(zip(new, range(len(self.itos), len(self.itos) + len(new))))
+        self.stoi.update(zip(new, range(len(self.itos), len(self.itos) + len(new)), strict=True))
         self.itos.extend(new)
 
     @classmethod

@@ -23,6 +23,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from seqtag.api import load
+from seqtag.io import _alignment_padding
 
 GOOD = Path(__file__).resolve().parent.parent / "fixtures" / "compat" / "tagging.seqtag"
 
@@ -32,8 +33,9 @@ def members(path: Path = GOOD) -> dict[str, bytes]:
         return {name: archive.read(name) for name in archive.namelist()}
 
 
-def write(path: Path, content: dict[str, bytes], fix_checksum: bool = True) -> Path:
-    """A zip of ``content``; the weights checksum in meta.json made to fit the weights."""
+def write(path: Path, content: dict[str, bytes], fix_checksum: bool = True, mapped: bool = False) -> Path:
+    """A zip of ``content``; the weights checksum in meta.json made to fit the weights. With ``mapped``
+    the weights are stored aligned, as seqtag writes them, so loading maps them in place."""
     content = dict(content)
     if fix_checksum and "meta.json" in content and "weights.safetensors" in content:
         try:
@@ -45,7 +47,13 @@ def write(path: Path, content: dict[str, bytes], fix_checksum: bool = True) -> P
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name, data in content.items():
-            archive.writestr(name, data)
+            if mapped and name == "weights.safetensors":
+                info = zipfile.ZipInfo(name)
+                info.compress_type = zipfile.ZIP_STORED
+                info.extra = _alignment_padding(buffer.tell(), info)
+                archive.writestr(info, data)
+            else:
+                archive.writestr(name, data)
     path.write_bytes(buffer.getvalue())
     return path
 
@@ -65,6 +73,35 @@ def edited_tensors(change: Callable[[dict[str, torch.Tensor]], None], label: str
         change(tensors)
         return write(folder / f"{label}.seqtag", {**good, "weights.safetensors": save_safetensors(tensors)})
     return make
+
+
+def raw_weights(change: Callable[[dict, bytes], tuple[dict, bytes] | bytes], label: str) -> Callable[[dict[str, bytes], Path], Path]:
+    """The weights' safetensors header (a dict) and data changed by ``change``, which returns both
+    (the header is written back with a consistent length) or the whole raw member; stored aligned."""
+    def make(good: dict[str, bytes], folder: Path) -> Path:
+        raw = good["weights.safetensors"]
+        size = int.from_bytes(raw[:8], "little")
+        changed = change(json.loads(raw[8 : 8 + size]), raw[8 + size :])
+        if isinstance(changed, tuple):
+            header = json.dumps(changed[0]).encode()
+            header += b" " * (-len(header) % 8)
+            changed = len(header).to_bytes(8, "little") + header + changed[1]
+        return write(folder / f"{label}.seqtag", {**good, "weights.safetensors": changed}, mapped=True)
+    return make
+
+
+def first_tensor(key: str, value: object) -> Callable[[dict, bytes], tuple[dict, bytes]]:
+    def change(header: dict, data: bytes) -> tuple[dict, bytes]:
+        name = next(k for k in header if k != "__metadata__")
+        header[name][key] = value
+        return header, data
+    return change
+
+
+def nan_in_first_float32(header: dict, data: bytes) -> tuple[dict, bytes]:
+    name = next(k for k, v in header.items() if k != "__metadata__" and v["dtype"] == "F32" and v["shape"])
+    start = header[name]["data_offsets"][0]
+    return header, data[:start] + b"\x00\x00\xc0\x7f" + data[start + 4 :]
 
 
 def padded(good: dict[str, bytes], name: str, spaces: int, path: Path) -> Path:
@@ -149,6 +186,17 @@ CASES: dict[str, tuple[Callable[[dict[str, bytes], Path], Path], str]] = {
     "bool mask stored as float": (edited_tensors(retype("replaceable", torch.float32), "float-mask"),
                                   r"replaceable is torch.float32 .* need torch.bool"),
     "missing tensor": (edited_tensors(lambda t: t.pop("crf.transitions"), "missing"), r"1 tensor\(s\) missing \(crf.transitions\)"),
+    "mapped weights: header length beyond the file": (raw_weights(lambda h, d: (2**40).to_bytes(8, "little") + d, "hlen"),
+                                                      r"weights cannot be read \(header larger than the file\)"),
+    "mapped weights: data outside the file": (raw_weights(first_tensor("data_offsets", [0, 10**12]), "offsets"),
+                                              r"weights cannot be read \(tensor .* data outside the file\)"),
+    "mapped weights: shape and size disagree": (raw_weights(first_tensor("shape", [10**9, 10**9]), "shape"),
+                                                r"weights cannot be read \(tensor .* shape and data size disagree\)"),
+    "mapped weights: unknown dtype": (raw_weights(first_tensor("dtype", "F8_E9"), "dtype"),
+                                      r"weights cannot be read \(tensor .* unknown dtype\)"),
+    "mapped weights: header not JSON": (raw_weights(lambda h, d: (16).to_bytes(8, "little") + b"\xff" * 16 + d, "json"),
+                                        r"weights cannot be read"),
+    "mapped weights: NaN": (raw_weights(nan_in_first_float32, "nan-mapped"), r"holds NaN or infinite values"),
 }
 
 
