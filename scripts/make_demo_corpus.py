@@ -21,6 +21,12 @@ About 30% of every name list is held out of the training split, and valid/test
 draw half of their names from that held-out part, so a tagger has to
 generalise from context and character shapes rather than memorise names.
 
+It also writes plain text for the language-model demo (recipes/lm-demo.yaml): sentences
+of the same templates, drawn with their own random generator (so the NER files above do
+not change), detokenised, one per line:
+
+    recipes/demo/lm-train.txt  2,400 lines    recipes/demo/lm-valid.txt / lm-test.txt  240 lines each
+
 The script is deterministic (fixed seed, standard library only):
 
     python scripts/make_demo_corpus.py [--out-dir recipes/demo] [--seed 13]
@@ -522,6 +528,36 @@ def write_conll(path, sents):
                 f.write("{} {}\n".format(tok, tag))
 
 
+LM_SIZES = (("lm-train", 2400), ("lm-valid", 240), ("lm-test", 240))
+NO_SPACE_BEFORE = {",", ".", ";", ":", "?", "!", ")", "'s", "'", "%"}
+
+
+def detokenize(tokens):
+    """A tokenised sentence as plain text: no space before punctuation and "'s", none around "-" (2-0, 79-year-old)."""
+    text = ""
+    for tok in tokens:
+        joined = not text or tok in NO_SPACE_BEFORE or tok == "-" or text.endswith(("(", "-"))
+        text += tok if joined else " " + tok
+    return text
+
+
+def write_lm_text(out_dir, seed):
+    """The language-model demo's plain text: template sentences (any length), one per line."""
+    rng = random.Random(seed + 1000)  # its own stream: the NER files stay as they are
+    pools = NamePools(rng)
+    sizes = {}
+    for split, size in LM_SIZES:
+        maker = SentenceMaker(rng, pools, "train" if split == "lm-train" else "valid")
+        lines = []
+        while len(lines) < size:
+            lines.append(detokenize([tok for tok, _ in maker.make(rng.choice(TEMPLATES))]))
+        path = os.path.join(out_dir, split + ".txt")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
+        sizes[split] = (len(lines), os.path.getsize(path))
+    return sizes
+
+
 # --------------------------------------------------------------------------
 # Verification
 # --------------------------------------------------------------------------
@@ -623,6 +659,8 @@ def main(argv=None):
         return 1
     print("format OK: 2 columns, valid IOB2 ({}), lengths {}-{} tokens; written to {}".format(
         "/".join(TYPES), MIN_LEN, MAX_LEN, out_dir))
+    for split, (lines, size) in write_lm_text(out_dir, args.seed).items():
+        print("{:<14} {:>5} lines {:>8,} bytes (language-model demo text)".format(split + ".txt", lines, size))
     return 0
 
 

@@ -347,7 +347,7 @@ def _predict_tagging(
     if bulk:
         files = _plan(job, inputs, column, header)
     else:
-        files = [_FileJob(inputs[0], None, _format(inputs[0], job.format), column)]
+        files = [_FileJob(inputs[0], None, _format(inputs[0], job.format), column, _documents(header))]
     summary = Summary()
     pending = [f for f in files if not f.done]
     summary.skipped = [f.output for f in files if f.done and f.output is not None]
@@ -403,6 +403,7 @@ class _FileJob:
     output: Path | None
     format: str
     word_column: int
+    documents: bool = False  # the model reads document context: chunks end where documents do
     key: dict[str, Any] = field(default_factory=dict)
     start: Position = Position()
     start_bytes: int = 0
@@ -417,6 +418,12 @@ class _FileJob:
     def record(self) -> Path:
         assert self.output is not None
         return self.output.with_name(self.output.name + RECORD_SUFFIX)
+
+
+def _documents(header: dict[str, Any]) -> bool:
+    """Whether the model reads document context (then chunks should not cut documents)."""
+    model = (header["recipe"].get("model") or {}) if isinstance(header["recipe"], dict) else {}
+    return isinstance(model, dict) and bool(model.get("document_context"))
 
 
 def _format(path: Path, format: str) -> str:
@@ -494,7 +501,7 @@ def _plan(job: PredictJob, inputs: list[Path], column: int, header: dict[str, An
         output = folder / path.name
         if output.exists() and output.samefile(path):
             raise SeqtagError(f"{path}: the output would overwrite this input; choose another --output folder")
-        file = _FileJob(path, output, "", column)
+        file = _FileJob(path, output, "", column, _documents(header))
         if output.exists() and not job.overwrite:
             log.info(f"{path}: {output} exists, skipped")
             file.done = True
@@ -508,7 +515,7 @@ def _plan(job: PredictJob, inputs: list[Path], column: int, header: dict[str, An
             "version": RECORD_VERSION, "input": str(path.resolve()), "input_size": stat.st_size,
             "input_mtime_ns": stat.st_mtime_ns, "format": file.format, "word_column": column,
             "model_weights": header["meta"].get("weights_sha256"), "runtime": job.runtime,
-            "chunk_tokens": job.chunk_tokens,
+            "chunk_tokens": job.chunk_tokens, "documents": file.documents,
         }
         _resume_point(file)
         files.append(file)
@@ -604,7 +611,7 @@ def _fsync_folder(folder: Path) -> None:
 def _chunks(files: list[_FileJob], chunk_tokens: int) -> Iterator[tuple[_FileJob, Chunk | None]]:
     """Every chunk of every file still to do, then ``(file, None)`` when a file's chunks are all out."""
     for file in files:
-        for chunk in read_chunks(file.input, file.format, file.word_column, chunk_tokens, file.start):
+        for chunk in read_chunks(file.input, file.format, file.word_column, chunk_tokens, file.start, file.documents):
             yield file, chunk
         yield file, None
 

@@ -17,6 +17,9 @@ from seqtag.config import Recipe, read_recipe_file, validate_recipe
 from seqtag.errors import ArchiveError, RecipeError, shorten
 from seqtag.io import read_archive
 from seqtag.tasks.base import Task
+from seqtag.tasks.language_model.predictor import LanguageModelPredictor
+from seqtag.tasks.language_model.recipe import LanguageModelRecipe
+from seqtag.tasks.language_model.task import LanguageModelTask
 from seqtag.tasks.predictor import Predictor
 from seqtag.tasks.tagging.predictor import TaggingPredictor
 from seqtag.tasks.tagging.recipe import TaggingRecipe
@@ -45,6 +48,7 @@ TASKS: dict[str, TaskEntry] = {
     "tagging": TaskEntry(TaggingRecipe, TaggingTask, TaggingPredictor),
     "target-sentiment": TaskEntry(TargetSentimentRecipe, TargetSentimentTask, TargetSentimentPredictor),
     "tree-sentiment": TaskEntry(TreeSentimentRecipe, TreeSentimentTask, TreeSentimentPredictor),
+    "language_model": TaskEntry(LanguageModelRecipe, LanguageModelTask, LanguageModelPredictor),
 }
 
 

@@ -145,7 +145,8 @@ class SeqtagComponent:
             torch.set_num_threads(1)
             self._pid = os.getpid()
         units = [list(self._units(doc)) for doc in docs]
-        sentences = [Sentence(tokens=[t.text for t in unit]) for doc_units in units for unit in doc_units]
+        sentences = [Sentence(tokens=[t.text for t in unit], document=number)  # a Doc is a document
+                     for number, doc_units in enumerate(units) for unit in doc_units]
         predictions = iter(tagger.task.predict_detailed(sentences, self.batch_size))
         for doc, doc_units in zip(docs, units, strict=True):
             entities = []

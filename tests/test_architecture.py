@@ -95,4 +95,4 @@ def test_registry_alone_resolves_every_task() -> None:
     recipes = sorted(str(path) for path in (ROOT / "recipes").glob("*.yaml"))
     result = subprocess.run([sys.executable, "-c", code, *recipes], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.strip() == "['tagging', 'target-sentiment', 'tree-sentiment']"
+    assert result.stdout.strip() == "['language_model', 'tagging', 'target-sentiment', 'tree-sentiment']"

@@ -27,6 +27,9 @@ class Sentence:
     ``rows`` keeps every input column of every token (for writing
     predictions back next to them); ``tokens`` and ``labels`` are the chosen
     word and label columns. ``line`` is the 1-based line of the first token.
+    ``document`` tells documents apart: sentences of one file with the same
+    value belong to one document (in a CoNLL file, the number of ``-DOCSTART-``
+    lines before the sentence); None when nothing says.
     """
 
     tokens: list[str]
@@ -34,6 +37,7 @@ class Sentence:
     rows: list[list[str]] = field(default_factory=list)
     path: str | None = None
     line: int | None = None
+    document: int | None = None
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -115,10 +119,11 @@ def parse_conll(
     width: int | None = None
     rows: list[list[str]] = []
     first_line = 0
+    document = 0
     for number, line in lines:
         if not line.strip():
             if rows:
-                yield _sentence(rows, path, first_line, word_column, label_column, stats)
+                yield _sentence(rows, path, first_line, word_column, label_column, stats, document)
                 rows = []
             if verbatim:
                 yield Verbatim("")
@@ -126,10 +131,11 @@ def parse_conll(
         columns = _split(line)
         if columns[0] == DOCSTART:
             stats.docstart_lines += 1
+            if rows:  # a -DOCSTART- line without a blank line before it ends the sentence
+                yield _sentence(rows, path, first_line, word_column, label_column, stats, document)
+                rows = []
+            document += 1
             if verbatim:
-                if rows:  # a -DOCSTART- line without a blank line before it ends the sentence
-                    yield _sentence(rows, path, first_line, word_column, label_column, stats)
-                    rows = []
                 yield Verbatim(line)
             continue
         if width is None:
@@ -148,17 +154,18 @@ def parse_conll(
             first_line = number
         rows.append(columns)
     if rows:
-        yield _sentence(rows, path, first_line, word_column, label_column, stats)
+        yield _sentence(rows, path, first_line, word_column, label_column, stats, document)
 
 
 def _sentence(
-    rows: list[list[str]], path: str, line: int, word_column: int, label_column: int | None, stats: ReadStats
+    rows: list[list[str]], path: str, line: int, word_column: int, label_column: int | None, stats: ReadStats,
+    document: int | None = None,
 ) -> Sentence:
     stats.sentences += 1
     stats.tokens += len(rows)
     tokens = [row[word_column].strip() for row in rows]
     labels = None if label_column is None else [row[label_column].strip() for row in rows]
-    return Sentence(tokens=tokens, labels=labels, rows=rows, path=path, line=line)
+    return Sentence(tokens=tokens, labels=labels, rows=rows, path=path, line=line, document=document)
 
 
 def read_token_lines(path: str | Path) -> list[Sentence]:

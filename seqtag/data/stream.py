@@ -44,6 +44,8 @@ from seqtag.errors import DataError, SeqtagError, shorten
 FORMATS = ("conll", "tokens", "text", "jsonl")
 #: Tokens per chunk unless a caller says otherwise.
 CHUNK_TOKENS = 16384
+#: With document context, a chunk that would cut a document may grow to this many times its size first.
+DOCUMENT_CHUNKS = 8
 #: A paragraph of raw text longer than this is tagged in pieces that end at line ends.
 PARAGRAPH_CHARS = 100_000
 
@@ -229,11 +231,14 @@ def read_chunks(
     word_column: int = 0,
     chunk_tokens: int = CHUNK_TOKENS,
     start: Position = Position(),
+    documents: bool = False,
 ) -> Iterator[Chunk]:
     """The chunks of ``path`` (format ``conll``, ``tokens``, ``text`` or ``jsonl``) from ``start`` on, lazily.
 
-    Bad input raises a :class:`~seqtag.errors.DataError` naming the file and line when the
-    chunk holding it is read.
+    With ``documents`` (a model that reads document context), a CoNLL chunk ends only where a
+    document does (after a ``-DOCSTART-`` line), unless it grows to :data:`DOCUMENT_CHUNKS` times
+    ``chunk_tokens``. Bad input raises a :class:`~seqtag.errors.DataError` naming the file and
+    line when the chunk holding it is read.
     """
     check_format(format, auto=False)
     reader = LineReader(path, start.offset, start.line)
@@ -243,6 +248,8 @@ def read_chunks(
     for item, settled in _items(path, format, reader, word_column):
         chunk.append(item)
         tokens += _size(format, item)
+        if documents and format == "conll" and tokens < DOCUMENT_CHUNKS * chunk_tokens:
+            settled = settled and isinstance(item, Verbatim) and item.text.startswith(DOCSTART)
         if tokens >= chunk_tokens and settled and reader.at_boundary:
             end = Position(reader.offset, reader.number, begin.items + len(chunk))
             yield Chunk(format, chunk, begin, end, tokens)

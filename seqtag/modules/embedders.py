@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 
 CASINGS = ("pad", "numeric", "mainly_numeric", "all_lower", "all_upper", "initial_upper", "contains_digit", "other")
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a pure function of the word, called for every token
 def casing(word: str) -> int:
     """Casing class of ``word`` (Reimers & Gurevych 2017), an index into :data:`CASINGS`."""
     if word.isdigit():

@@ -26,8 +26,8 @@ from torch import nn
 from seqtag.config import Recipe, validate_recipe
 from seqtag.data.batching import length_batches, to_device
 from seqtag.data.vocab import WordIndex
-from seqtag.embeddings import PretrainedVectors, recipe_vectors, word_vocabulary
 from seqtag.devices import on_meta_device
+from seqtag.embeddings import PretrainedVectors, recipe_vectors, word_vocabulary
 from seqtag.errors import ArchiveError, DataError, RecipeError, SeqtagError, shorten
 from seqtag.io import HALF_PRECISION_SUFFIXES, read_archive, write_model_file
 from seqtag.modules.embedders import WordEmbedder

@@ -185,6 +185,7 @@ class Trainer:
             **prefixed("model.", {k: v.detach() for k, v in self.task.model.named_parameters()}),
             **prefixed("optimizer.", optimizer_tensors),
             **prefixed("rng.", rng_tensors),
+            **prefixed("task.", self.task.training_state()),
             "epoch_start_generator": epoch_start_generator,
         }
         if best_state is not None:
@@ -220,6 +221,7 @@ class Trainer:
         try:
             self._load_weights(unprefixed("model.", tensors))
             optimizer_from_checkpoint(optimizer, unprefixed("optimizer.", tensors), state["optimizer"])
+            self.task.restore_training_state(unprefixed("task.", tensors))
         except (RuntimeError, ValueError, KeyError) as error:
             raise SeqtagError(
                 f"{self.checkpoint_path}: does not fit this recipe's model ({type(error).__name__}: {error}); "
@@ -407,6 +409,7 @@ class Trainer:
         average = WeightAverage(task.model, config.average_decay) if config.average_decay else None
         train, dev, test = splits["train"], splits.get("dev"), splits.get("test")
         metric = task.main_metric
+        sign = -1.0 if task.metric_goal == "min" else 1.0  # scores are kept as "higher is better"
         best_state: dict[str, torch.Tensor] | None = None
         resume_rng = None
         if resume:
@@ -463,7 +466,7 @@ class Trainer:
                     record["test"] = task.evaluate(test, config.eval_batch_size)
             record = processes.broadcast(record)
             record["elapsed_seconds"] = progress.elapsed + time.perf_counter() - started
-            score = record["dev"][metric] if dev is not None else float(progress.epoch + 1)  # no dev: keep the last epoch
+            score = sign * record["dev"][metric] if dev is not None else float(progress.epoch + 1)  # no dev: keep the last epoch
             improved = score > progress.best_score
             if improved:
                 progress.best_score, progress.best_epoch, progress.best_dev = score, progress.epoch + 1, record.get("dev")

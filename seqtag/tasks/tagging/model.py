@@ -1,6 +1,6 @@
 """BiLSTM-CNN-CRF sequence tagger (Ma & Hovy 2016; Huang et al. 2015; Lample et al. 2016).
 
-word embedding [+ char CNN/BiLSTM] [+ casing] -> dropout -> stacked BiRNN
+word embedding [+ char CNN/BiLSTM] [+ casing] [+ contextual language-model states] -> dropout -> stacked BiRNN
 -> dropout -> linear emissions -> CRF (or per-token softmax).
 """
 
@@ -16,6 +16,7 @@ from seqtag.modules.crf import CRF
 from seqtag.modules.crf_pytorch import PytorchCRF
 from seqtag.modules.dropout import Dropout
 from seqtag.modules.embedders import CASINGS, WordEmbedder
+from seqtag.modules.language_model import LanguageModel
 from seqtag.modules.recurrent import cell
 from seqtag.tasks.tagging.recipe import TaggerModelConfig
 
@@ -32,6 +33,13 @@ class TaggingBatch:
     tags: ``(B, T)`` gold tag indices (0 on padding), or None.
     lengths: ``(B,)`` sentence lengths (CPU, long).
     features: ``(B, T, F)`` indices of the ``F`` extra input columns (0 = padding), or None.
+    lm_ids: ``(B, L)`` the sentences as the contextual language model reads them
+        (:func:`~seqtag.modules.language_model.sentence_symbols`), or None without one.
+    lm_lengths: ``(B,)`` their lengths.
+    lm_last / lm_first: ``(B, T)`` position in ``lm_ids`` of each token's last / first symbol.
+    centre: ``(B, C)`` with document context (``model.document_context``): the position in ``T`` of
+        each token of the sentence proper, the only ones tagged; ``mask`` and ``tags`` are then
+        ``(B, C)``. None without context (every token is tagged).
     """
 
     words: torch.Tensor
@@ -42,9 +50,22 @@ class TaggingBatch:
     lengths: torch.Tensor
     tags: torch.Tensor | None = None
     features: torch.Tensor | None = None
+    lm_ids: torch.Tensor | None = None
+    lm_lengths: torch.Tensor | None = None
+    lm_last: torch.Tensor | None = None
+    lm_first: torch.Tensor | None = None
+    centre: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.words.size(0))
+
+
+def select_centre(emissions: torch.Tensor, batch: TaggingBatch) -> torch.Tensor:
+    """The emissions ``(B, T, K)`` of the tokens a batch tags: ``(B, C, K)`` at ``batch.centre``
+    when the batch has document context, else all of them."""
+    if batch.centre is None:
+        return emissions
+    return emissions.gather(1, batch.centre.unsqueeze(-1).expand(-1, -1, emissions.size(-1)))
 
 
 class Tagger(nn.Module):
@@ -57,6 +78,10 @@ class Tagger(nn.Module):
         num_tags: tag vocabulary size.
         constraints: CRF transition constraints ``(start, transitions, end)``.
         feature_sizes: vocabulary size of each extra input column (``data.feature_columns``).
+        contextual: a language model whose states at each word are concatenated to its representation
+            (``embeddings.contextual``), or None.
+        contextual_trainable: whether it learns with the tagger; frozen (the default) it runs without
+            gradient and without dropout.
     """
 
     def __init__(
@@ -67,10 +92,18 @@ class Tagger(nn.Module):
         num_tags: int,
         constraints: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
         feature_sizes: tuple[int, ...] = (),
+        contextual: LanguageModel | None = None,
+        contextual_trainable: bool = False,
     ) -> None:
         super().__init__()
         self.config = config
         self.words = words
+        self.contextual = contextual
+        self.contextual_trainable = contextual_trainable
+        if contextual is not None:
+            for name, parameter in contextual.named_parameters():  # its softmax layers are not used here
+                if not contextual_trainable or name.split(".")[1].startswith("decoder"):
+                    parameter.requires_grad_(False)
         # Words that word dropout may replace by <unk> during training.
         self.register_buffer("replaceable", torch.zeros(words.num_trainable, dtype=torch.bool))
         size = words.output_dim
@@ -86,6 +119,8 @@ class Tagger(nn.Module):
         size += config.casing_dim
         self.features = nn.ModuleList(nn.Embedding(n, config.feature_dim, padding_idx=0) for n in feature_sizes)
         size += config.feature_dim * len(feature_sizes)
+        if contextual is not None:
+            size += contextual.output_dim
         self.dropout = Dropout(config.dropout)
         self.cell = cell(config.encoder.cell)
         encoder = config.encoder
@@ -112,9 +147,22 @@ class Tagger(nn.Module):
         if len(self.features):
             assert batch.features is not None, "this model needs its feature columns"
             parts.extend(embed(batch.features[:, :, i]) for i, embed in enumerate(self.features))  # F x (B, T, feature_dim)
+        if self.contextual is not None:
+            assert batch.lm_ids is not None and batch.lm_lengths is not None, "this model needs its language-model input"
+            assert batch.lm_last is not None and batch.lm_first is not None
+            with torch.set_grad_enabled(torch.is_grad_enabled() and self.contextual_trainable):
+                parts.append(self.contextual.states_at(batch.lm_ids, batch.lm_lengths, batch.lm_last,
+                                                       batch.lm_first))  # (B, T, directions * H)
         features = self.dropout(torch.cat(parts, dim=-1))
         encoded = self.cell.run(self.encoder, features, batch.lengths)  # (B, T, 2H)
-        return self.emissions(self.dropout(encoded))  # (B, T, 2H) -> (B, T, K)
+        return select_centre(self.emissions(self.dropout(encoded)), batch)  # (B, T, 2H) -> (B, T, K) -> (B, C, K)
+
+    def train(self, mode: bool = True) -> "Tagger":
+        """As :meth:`nn.Module.train`, but a frozen contextual language model stays in evaluation mode (no dropout)."""
+        super().train(mode)
+        if self.contextual is not None and not self.contextual_trainable:
+            self.contextual.eval()
+        return self
 
     def loss(self, batch: TaggingBatch, reduction: str = "sum") -> torch.Tensor:
         """Negative log-likelihood (CRF) or cross-entropy (softmax), summed or averaged over sentences."""

@@ -77,6 +77,9 @@ class ExportableTagger(nn.Module):
             exportable = ", ".join(name for name, c in CELLS.items() if c.onnx_exportable)
             raise SeqtagError(f"ONNX export supports LSTM encoders (model.encoder.cell: {exportable}), "
                               f"not {config.encoder.cell}")
+        if getattr(tagger, "contextual", None) is not None:
+            raise SeqtagError("ONNX export does not support contextual language-model embeddings "
+                              "(embeddings.contextual); use the PyTorch runtime")
         if tagger.chars is not None and not isinstance(tagger.chars, CharCNN):
             raise SeqtagError("ONNX export supports the character CNN (model.char.encoder: cnn) or no character encoder")
         self.tagger = tagger

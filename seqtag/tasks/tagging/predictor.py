@@ -146,7 +146,8 @@ class TaggingPredictor(TextPredictor):
         """Tag a stream of texts lazily, yielding one list of sentences per text, in input order.
 
         Up to ``buffer * batch_size`` texts are read ahead; their sentences are
-        sorted by length into batches of ``batch_size`` sentences.
+        sorted by length into batches of ``batch_size`` sentences. Each text is one
+        document (for models with ``model.document_context``).
         """
         iterator = iter(texts)
         while True:
@@ -154,8 +155,9 @@ class TaggingPredictor(TextPredictor):
             if not chunk:
                 return
             tokenized = [self.tokenizer.sentences(text) for text in chunk]
-            flat = [sentence for sentences in tokenized for sentence in sentences]
-            predictions = iter(self.task.predict_detailed([Sentence(tokens=[t.text for t in s]) for s in flat], batch_size, n_best))
+            flat = [Sentence(tokens=[t.text for t in s], document=number)  # each text is a document
+                    for number, sentences in enumerate(tokenized) for s in sentences]
+            predictions = iter(self.task.predict_detailed(flat, batch_size, n_best))
             for text, sentences in zip(chunk, tokenized, strict=True):
                 yield [
                     self._result(text, [t.text for t in s], [(t.start, t.end) for t in s], next(predictions))
@@ -227,7 +229,8 @@ class TaggingPredictor(TextPredictor):
         chunks, so memory does not grow with its size. Returns the number of sentences."""
         format = resolve_format(path, format)
         count = 0
-        for chunk in read_chunks(path, format, self.word_column if word_column is None else word_column):
+        column = self.word_column if word_column is None else word_column
+        for chunk in read_chunks(path, format, column, documents=self.task.recipe.model.document_context > 0):
             result = self.tag_items(chunk.format, chunk.inputs, batch_size)
             out.write(format_chunk(chunk, result))
             count += count_sentences(chunk, result)

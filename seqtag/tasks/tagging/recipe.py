@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from seqtag.config import MAX_LAYERS, MAX_SIZE, MAX_WINDOW, Section, TextRecipe
+from seqtag.config import MAX_LAYERS, MAX_SIZE, MAX_WINDOW, EmbeddingsConfig, Recipe, Section, TextRecipe
 from seqtag.data.files import split_names
 from seqtag.data.schemes import SCHEMES, normalize_scheme
 from seqtag.modules.recurrent import CellName
@@ -38,6 +38,10 @@ class CRFConfig(Section):
     constrained: bool = True
 
 
+#: The most ``model.document_context`` tokens on each side of a sentence.
+MAX_CONTEXT = 512
+
+
 class TaggerModelConfig(Section):
     """BiLSTM-CNN-CRF tagger (Ma & Hovy 2016)."""
 
@@ -49,6 +53,11 @@ class TaggerModelConfig(Section):
     dropout: float = Field(0.5, ge=0, lt=1, description="on the word representation and the encoder output")
     word_dropout: float = Field(
         0.0, ge=0, lt=1, description="probability of replacing a singleton word that has no pretrained vector by <unk>"
+    )
+    document_context: int = Field(
+        0, ge=0, le=MAX_CONTEXT, description="tokens of the neighbouring sentences of the same document (CoNLL: "
+        "between -DOCSTART- lines; raw text: one paragraph or tag() call; spaCy: one Doc) read by the encoder on "
+        "each side of a sentence, which alone is tagged (0: each sentence alone)"
     )
     decoder: Literal["crf", "softmax"] = "crf"
     crf: CRFConfig = CRFConfig()
@@ -105,10 +114,33 @@ class ConllDataConfig(Section):
 
 
 
+class TaggingEmbeddingsConfig(EmbeddingsConfig):
+    """Word vectors, and optionally contextual ones from a trained language model."""
+
+    contextual: str | None = Field(
+        None, description="a trained seqtag language model (task: language_model, model file) whose states are "
+        "concatenated to each word's representation, flair-style: the forward state after the word's last "
+        "character and the backward state before its first (a character model reads the sentence's tokens joined "
+        "by spaces); its weights are copied into the tagger's model file"
+    )
+    contextual_trainable: bool = Field(False, description="fine-tune the language model with the tagger (default: "
+                                       "frozen, no gradient, no dropout)")
+
+    def problems(self, recipe: Recipe) -> list[str]:
+        found = super().problems(recipe)
+        if self.contextual is not None:
+            path = recipe.resolve_path(self.contextual)
+            if path is None or not path.is_file():
+                found.append(f"embeddings.contextual: no model file {self.contextual}; train the language model first "
+                             "(seqtag train recipes/lm-char-corpora.yaml) or set embeddings.contextual=null")
+        return found
+
+
 class TaggingRecipe(TextRecipe):
     task: Literal["tagging"] = "tagging"
     data: ConllDataConfig = ConllDataConfig()
     model: TaggerModelConfig = TaggerModelConfig()
+    embeddings: TaggingEmbeddingsConfig = TaggingEmbeddingsConfig()
 
     def problems(self) -> list[str]:
         found = super().problems()

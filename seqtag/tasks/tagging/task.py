@@ -6,7 +6,7 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +27,14 @@ from seqtag.data.text import TokenizerConfig
 from seqtag.data.vocab import Vocabulary, WordIndex
 from seqtag.devices import threads_for
 from seqtag.embeddings import PretrainedVectors
-from seqtag.errors import DataError, SeqtagError, shorten
+from seqtag.errors import ArchiveError, DataError, RecipeError, SeqtagError, shorten
 from seqtag.evaluation import span_metrics, token_accuracy
+from seqtag.io import read_archive
 from seqtag.modules.embedders import casing
+from seqtag.modules.language_model import LanguageModel, pad_sentences, sentence_symbols
 from seqtag.tasks import transfer
-from seqtag.tasks.base import Task
-from seqtag.tasks.tagging.model import Tagger, TaggingBatch
+from seqtag.tasks.base import Task, check_tensors
+from seqtag.tasks.tagging.model import Tagger, TaggingBatch, select_centre
 from seqtag.tasks.tagging.onnx import OnnxEmissions
 from seqtag.tasks.tagging.recipe import TaggingRecipe
 
@@ -42,6 +44,7 @@ MAX_WORD_CHARS = 64  # longer words are encoded from their first and last 32 cha
 WINDOW = 250  # at prediction, longer sentences are tagged in overlapping windows of this many tokens
 CONTEXT = 25  # tokens of context on each side of a window's kept middle part
 MAX_N_BEST = 100  # the most alternative tag sequences a prediction lists
+PREDICT_TOKENS = 4096  # a prediction batch holds at most this many padded tokens (memory stays bounded)
 
 
 @dataclass
@@ -56,16 +59,134 @@ class Prediction:
 
 @dataclass
 class Encoded:
-    """A sentence as indices: ``words``, ``casing`` and ``tags`` have one entry per token."""
+    """A sentence as indices: ``words``, ``casing`` (and ``features``) have one entry per token.
+
+    With document context the tokens are ``left`` tokens of the sentences before, the sentence,
+    and ``right`` tokens of those after; ``tags`` (gold, or None) cover the sentence alone.
+    ``len()`` counts every token the encoder reads, :attr:`size` the sentence's.
+    """
 
     tokens: list[str]
     words: list[int]
     casing: list[int]
     tags: list[int] | None
     features: list[list[int]] | None = None  # per token, one index per extra input column
+    left: int = 0
+    right: int = 0
 
     def __len__(self) -> int:
         return len(self.tokens)
+
+    @property
+    def size(self) -> int:
+        """Tokens of the sentence proper (those tagged)."""
+        return len(self.tokens) - self.left - self.right
+
+    def alone(self) -> Encoded:
+        """The sentence without its document context."""
+        if not self.left and not self.right:
+            return self
+        end = len(self.tokens) - self.right
+        return Encoded(self.tokens[self.left:end], self.words[self.left:end], self.casing[self.left:end], self.tags,
+                       None if self.features is None else self.features[self.left:end])
+
+
+def same_document(a: Sentence, b: Sentence) -> bool:
+    """Whether two sentences are known to belong to one document."""
+    return a.document is not None and a.document == b.document and a.path == b.path
+
+
+def in_context(encoded: Sequence[Encoded], sentences: Sequence[Sentence], tokens: int) -> list[Encoded]:
+    """Each encoded sentence with up to ``tokens`` tokens of the neighbouring sentences of its
+    document on each side (``sentences`` in document order, ``encoded`` theirs)."""
+    if tokens <= 0:
+        return list(encoded)
+    out = []
+    for i, item in enumerate(encoded):
+        before: list[Encoded] = []
+        wanted = tokens
+        j = i - 1
+        while wanted > 0 and j >= 0 and same_document(sentences[j], sentences[i]):
+            piece = encoded[j].alone()
+            before.append(_cut(piece, max(0, len(piece) - wanted), len(piece)))
+            wanted -= len(piece)
+            j -= 1
+        after: list[Encoded] = []
+        wanted = tokens
+        j = i + 1
+        while wanted > 0 and j < len(encoded) and same_document(sentences[j], sentences[i]):
+            piece = encoded[j].alone()
+            after.append(_cut(piece, 0, min(len(piece), wanted)))
+            wanted -= len(piece)
+            j += 1
+        parts = [*reversed(before), item, *after]
+        if len(parts) == 1:
+            out.append(item)
+            continue
+        left, right = sum(map(len, before)), sum(map(len, after))
+        features = None if item.features is None else [f for part in parts for f in part.features or []]
+        out.append(Encoded([t for part in parts for t in part.tokens], [w for part in parts for w in part.words],
+                           [c for part in parts for c in part.casing], item.tags, features, left, right))
+    return out
+
+
+def _cut(item: Encoded, start: int, end: int) -> Encoded:
+    return Encoded(item.tokens[start:end], item.words[start:end], item.casing[start:end], None,
+                   None if item.features is None else item.features[start:end])
+
+
+#: The keys of a language model's recipe ``model`` section that give its architecture.
+LM_ARCHITECTURE = ("embedding_dim", "hidden_size", "num_layers", "cell", "direction", "dropout", "tie_weights")
+
+
+@dataclass
+class Contextual:
+    """The language model behind ``embeddings.contextual``: its symbols, level (``char`` or ``word``) and
+    architecture (:meth:`~seqtag.modules.language_model.LanguageModel.from_config`); the weights are the
+    tagger's ``contextual.*`` tensors."""
+
+    symbols: Vocabulary
+    level: str
+    config: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"symbols": self.symbols.to_json(), "level": self.level, "model": self.config}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Contextual":
+        level = data["level"]
+        if level not in ("char", "word"):
+            raise ValueError(f"unknown language-model level {level!r}")
+        return cls(Vocabulary.from_json(data["symbols"]), level, {key: data["model"][key] for key in LM_ARCHITECTURE})
+
+
+def read_contextual(recipe: TaggingRecipe) -> tuple[Contextual, dict[str, torch.Tensor]]:
+    """The language model file ``embeddings.contextual`` names: what the tagger stores of it and its weights.
+
+    Raises:
+        RecipeError: naming the file, when it is not a usable seqtag language model.
+    """
+    path = recipe.resolve_path(recipe.embeddings.contextual)
+    assert path is not None
+    try:
+        content = read_archive(path)
+    except ArchiveError as error:
+        raise RecipeError(f"embeddings.contextual: {error}") from None
+    task = content["meta"].get("task")
+    if task != "language_model":
+        raise RecipeError(f"embeddings.contextual: {path} is a {shorten(repr(task))} model, not a language model "
+                          "(task: language_model)")
+    try:
+        contextual = Contextual.from_json({**content["vocab"], "model": content["recipe"]["model"]})
+        with torch.device("meta"):
+            shapes = LanguageModel.from_config(len(contextual.symbols), contextual.config).state_dict()
+        check_tensors(shapes, content["tensors"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise RecipeError(f"embeddings.contextual: {path}: not a usable language model ({type(error).__name__}: "
+                          f"{shorten(str(error), 200)})") from None
+    log.info("contextual embeddings: the %s-level %s language model %s (%s states)", contextual.level,
+             contextual.config["direction"], path, contextual.config["hidden_size"])
+    return contextual, content["tensors"]
 
 
 def warn_swapped_columns(sentences: Sequence[Sentence], sample: int = 2000) -> None:
@@ -107,12 +228,15 @@ class TaggingTask(Task):
         model: Tagger | None = None,
         tokenizer_config: TokenizerConfig | None = None,
         features: Sequence[Vocabulary] = (),
+        contextual: Contextual | None = None,
     ) -> None:
         self.recipe = recipe
+        self.contextual = contextual  # the language model of embeddings.contextual, or None
         self.features = list(features)  # one vocabulary per data.feature_columns column
         self.word_dim = word_dim
         self.words = words
         self.chars = chars
+        self._char_rows: dict[str, list[int]] = {}  # form -> character indices (see _chars)
         self.tags = tags
         self.corpus_scheme = corpus_scheme
         self.tokenizer_config = tokenizer_config or TokenizerConfig.from_recipe(recipe.tokenizer)
@@ -125,6 +249,9 @@ class TaggingTask(Task):
                 num_tags=len(tags),
                 constraints=allowed_transitions(self.train_scheme, tags.itos),
                 feature_sizes=tuple(len(v) for v in self.features),
+                contextual=None if contextual is None else LanguageModel.from_config(len(contextual.symbols),
+                                                                                     contextual.config),
+                contextual_trainable=recipe.embeddings.contextual_trainable,
             )
         self.model = model
         self.runtime: Any = None  # ONNX Runtime emissions (use_onnx), or None for PyTorch
@@ -187,7 +314,10 @@ class TaggingTask(Task):
         tags = Vocabulary(sorted(tag_counts), pad=False, unk=False)
         features = [Vocabulary.from_counts(Counter(value for s in train for value in cls._column(s, column)))
                     for column in recipe.data.feature_columns]
-        task = cls(recipe, words, chars, tags, scheme, word_dim, features=features)
+        contextual, lm_weights = read_contextual(recipe) if recipe.embeddings.contextual else (None, None)
+        task = cls(recipe, words, chars, tags, scheme, word_dim, features=features, contextual=contextual)
+        if task.model.contextual is not None and lm_weights is not None:
+            task.model.contextual.load_state_dict(lm_weights)
         missing = cls.copy_pretrained(task.model.words, words, vectors)
         with torch.no_grad():
             for index in missing:
@@ -210,7 +340,7 @@ class TaggingTask(Task):
     def transfer_skip(self, source: "TaggingTask") -> list[str]:
         """The word-dropout flags, the character table (copied by symbol), and the output layer and
         CRF unless both models have the same tags in the same training scheme."""
-        skip = ["replaceable", "chars.embedding."]
+        skip = ["replaceable", "chars.embedding.", "contextual."]
         if source.tags.itos != self.tags.itos or source.train_scheme != self.train_scheme:
             skip += ["emissions.", "crf."]
         return skip
@@ -224,6 +354,7 @@ class TaggingTask(Task):
             "corpus_scheme": self.corpus_scheme,
             "tokenizer": self.tokenizer_config.to_json(),
             "features": [v.to_json() for v in self.features],
+            **({"contextual": self.contextual.to_json()} if self.contextual is not None else {}),
         }
 
     @classmethod
@@ -237,6 +368,7 @@ class TaggingTask(Task):
             int(vocab["word_dim"]),
             tokenizer_config=TokenizerConfig.from_json(vocab["tokenizer"]) if "tokenizer" in vocab else None,
             features=[Vocabulary.from_json(v) for v in vocab.get("features", [])],
+            contextual=Contextual.from_json(vocab["contextual"]) if "contextual" in vocab else None,
         )
 
     # ---------------------------------------------------------------- batching
@@ -272,16 +404,42 @@ class TaggingTask(Task):
         return [row[column] for row in sentence.rows]
 
     def _chars(self, form: str) -> list[int]:
+        """Character indices of a word form (memoised: forms repeat across batches)."""
+        cache = self._char_rows
+        row = cache.get(form)
+        if row is None:
+            if len(cache) >= 1 << 17:
+                cache.clear()
+            row = cache[form] = self._char_indices(form)
+        return row
+
+    def _char_indices(self, form: str) -> list[int]:
         if len(form) > MAX_WORD_CHARS:
             half = MAX_WORD_CHARS // 2
             form = form[:half] + form[-half:]
         stoi, unk = self.chars.stoi, self.chars.unk_index
         return [stoi.get(c, unk) for c in form] or [unk]  # an empty token still gets one (unknown) character
 
+    def encoded(self, examples: Sequence[Sentence]) -> list[Encoded]:  # type: ignore[override]
+        """:meth:`encode` of every sentence, with its document context (``model.document_context``);
+        cached per split as :meth:`Task.encoded` does."""
+        cache = self._encode_cache
+        if cache is not None and cache[0] is examples:
+            return cache[1]
+        encoded = self._encode_all(examples, with_tags=True)
+        self._encode_cache = (examples, encoded)
+        return encoded
+
+    def _encode_all(self, sentences: Sequence[Sentence], with_tags: bool) -> list[Encoded]:
+        """The sentences encoded, in order, each with its document context."""
+        return in_context([self.encode(s, with_tags) for s in sentences], sentences, self.recipe.model.document_context)
+
     def collate(self, items: Sequence[Encoded]) -> TaggingBatch:
         """Pad encoded sentences into a :class:`TaggingBatch` (one tensor constructor per field)."""
         steps = max(len(item) for item in items)
         lengths = [len(item) for item in items]
+        if any(item.left or item.right for item in items):
+            return self._collate_in_context(items, steps)
         form_ids: dict[str, int] = {}
         forms = [[form_ids.setdefault(tok, len(form_ids)) for tok in item.tokens] for item in items]
 
@@ -297,7 +455,30 @@ class TaggingTask(Task):
             lengths=length_tensor,
             tags=pad([item.tags for item in items], steps) if has_tags else None,  # type: ignore[misc]
             features=self._padded_features(items, steps) if self.features else None,
+            **(self._language_model_input(items, steps) if self.contextual is not None else {}),
         )
+
+    def _collate_in_context(self, items: Sequence[Encoded], steps: int) -> TaggingBatch:
+        """A batch of sentences with document context: every token in the encoder's inputs, the
+        sentences' own in ``centre``, ``mask`` and ``tags``."""
+        plain = self.collate([replace(item, left=0, right=0, tags=None) for item in items])
+        sizes = torch.tensor([item.size for item in items], dtype=torch.long)  # (B,)
+        width = max(1, int(sizes.max()))
+        starts = torch.tensor([item.left for item in items], dtype=torch.long).unsqueeze(1)  # (B, 1)
+        positions = starts + torch.arange(width).unsqueeze(0)  # (B, C)
+        has_tags = all(item.tags is not None for item in items)
+        plain.centre = torch.minimum(positions, (plain.lengths - 1).unsqueeze(1))  # padding points at a real token
+        plain.mask = torch.arange(width).unsqueeze(0) < sizes.unsqueeze(1)
+        plain.tags = pad([item.tags for item in items], width) if has_tags else None  # type: ignore[misc]
+        return plain
+
+    def _language_model_input(self, items: Sequence[Encoded], steps: int) -> dict[str, torch.Tensor]:
+        """The sentences as the contextual language model reads them: ``lm_ids`` ``(B, L)``, ``lm_lengths``
+        ``(B,)``, ``lm_last`` / ``lm_first`` ``(B, T)`` (where each token ends and starts)."""
+        assert self.contextual is not None
+        symbols, level = self.contextual.symbols, self.contextual.level
+        ids, lengths, last, first = pad_sentences([sentence_symbols(item.tokens, symbols, level) for item in items], steps)
+        return {"lm_ids": ids, "lm_lengths": lengths, "lm_last": last, "lm_first": first}
 
     def _padded_features(self, items: Sequence[Encoded], steps: int) -> torch.Tensor:
         """``(B, T, F)`` feature-column indices, 0 on padding."""
@@ -320,15 +501,21 @@ class TaggingTask(Task):
         Returns the pieces and, per sentence, ``(piece index, keep from, keep to)`` triples:
         the tokens ``[keep from, keep to)`` of each piece, concatenated, are the sentence.
         Each kept part has ``CONTEXT`` tokens of context on both sides (except at the ends).
+        A sentence whose document context makes it longer than ``WINDOW`` is read without it.
         """
         pieces: list[Encoded] = []
         plans: list[list[tuple[int, int, int]]] = []
         core = WINDOW - 2 * CONTEXT
         for item in encoded:
-            n = len(item)
-            if n == 0:  # nothing to tag
+            if item.size == 0:  # nothing to tag
                 plans.append([])
                 continue
+            if len(item) <= WINDOW:
+                plans.append([(len(pieces), 0, item.size)])
+                pieces.append(item)
+                continue
+            item = item.alone()  # a long sentence is windowed in its own tokens, without document context
+            n = len(item)
             if n <= WINDOW:
                 plans.append([(len(pieces), 0, n)])
                 pieces.append(item)
@@ -355,7 +542,7 @@ class TaggingTask(Task):
 
     def _emissions(self, batch: TaggingBatch) -> torch.Tensor | None:
         """Emissions from the ONNX runtime if one is set, else None (the model computes them)."""
-        return None if self.runtime is None else self.runtime(batch)
+        return None if self.runtime is None else select_centre(self.runtime(batch), batch)
 
     def predict_indices(self, encoded: Sequence[Encoded], batch_size: int = 256) -> list[list[int]]:
         """Tag indices (training scheme) for each encoded sentence, in input order (small calls on one
@@ -368,11 +555,11 @@ class TaggingTask(Task):
         self.model.eval()
         pieces, plans = self._pieces(encoded)
         results: list[list[int]] = [[] for _ in pieces]
-        for order in length_batches([len(e) for e in pieces], batch_size):
+        for order in length_batches([len(e) for e in pieces], batch_size, max_tokens=PREDICT_TOKENS):
             batch = self.batch([pieces[i] for i in order])
             best = self.model.decode(batch, self._emissions(batch)).tolist()
             for row, i in enumerate(order):
-                results[i] = best[row][: len(pieces[i])]
+                results[i] = best[row][: pieces[i].size]
         return [[tag for piece, keep_from, keep_to in plan for tag in results[piece][keep_from:keep_to]] for plan in plans]
 
     def predict_detailed(self, sentences: Sequence[Sentence], batch_size: int = 256, n_best: int = 0) -> list["Prediction"]:
@@ -393,15 +580,15 @@ class TaggingTask(Task):
     @torch.inference_mode()
     def _predict_detailed(self, sentences: Sequence[Sentence], batch_size: int, n_best: int) -> list["Prediction"]:
         self.model.eval()
-        pieces, plans = self._pieces([self.encode(s, with_tags=False) for s in sentences])
+        pieces, plans = self._pieces(self._encode_all(sentences, with_tags=False))
         tagged: list[tuple[list[int], list[float], list[tuple[list[str], float]]]] = [None] * len(pieces)  # type: ignore[list-item]
-        for order in length_batches([len(e) for e in pieces], batch_size):
+        for order in length_batches([len(e) for e in pieces], batch_size, max_tokens=PREDICT_TOKENS):
             batch = self.batch([pieces[i] for i in order])
             decoded = self.model.decode_detailed(batch, n_best, self._emissions(batch))
             best = decoded.tags.tolist()
             chosen = decoded.marginals.gather(2, decoded.tags.unsqueeze(2)).squeeze(2).tolist()  # (B, T)
             for row, i in enumerate(order):
-                n = len(pieces[i])
+                n = pieces[i].size
                 alternatives = []
                 if decoded.paths is not None and decoded.probabilities is not None:
                     for path, probability in zip(decoded.paths[row].tolist(), decoded.probabilities[row].tolist(), strict=True):
@@ -425,7 +612,7 @@ class TaggingTask(Task):
 
     def predict(self, sentences: Sequence[Sentence], batch_size: int = 256) -> list[list[str]]:
         """Predicted tags in the corpus's scheme, one list per sentence."""
-        encoded = [self.encode(s, with_tags=False) for s in sentences]
+        encoded = self._encode_all(sentences, with_tags=False)
         return [self._to_corpus(indices, stitched=len(indices) > WINDOW) for indices in self.predict_indices(encoded, batch_size)]
 
     def check_gold(self, sentences: Sequence[Sentence], path: str | Path | None = None) -> None:
@@ -459,5 +646,8 @@ class TaggingTask(Task):
 
     def describe(self, splits: dict[str, list[Any]]) -> str:
         text = super().describe(splits)
+        if self.contextual is not None:
+            text += (f"; contextual {self.contextual.level} language model ({self.contextual.config['direction']}, "
+                     f"{'fine-tuned' if self.recipe.embeddings.contextual_trainable else 'frozen'})")
         return f"{text}; tags {self.corpus_scheme.upper()} -> {self.train_scheme.upper()}"
 
