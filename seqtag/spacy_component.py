@@ -8,7 +8,11 @@ models set ``doc.ents`` (keeping or overwriting existing entities, as
 configured), POS-style models set ``token.tag_``. Per-token confidences are
 in ``token._.seqtag_confidence`` and per-entity ones in
 ``span._.seqtag_confidence``. The model file is copied into the pipeline
-folder by ``nlp.to_disk`` and read back by ``spacy.load``.
+folder by ``nlp.to_disk`` and read back by ``spacy.load``. ``nlp.evaluate``
+scores the component as spaCy scores its own: ``ents_p`` / ``ents_r`` /
+``ents_f`` / ``ents_per_type`` for span models, ``tag_acc`` for POS-style
+ones; ``component.displacy_options()`` colours every entity type of the model
+in ``displacy.render(doc, style="ent", options=...)``.
 
 spaCy's own tokenizer splits some words that seqtag keeps whole (``AL-AIN``,
 ``2-1``). For results identical to ``tagger.tag(text)``, give the pipeline
@@ -19,18 +23,22 @@ seqtag's tokenizer and sentence splitter::
 
 from __future__ import annotations
 
+import colorsys
 import json
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+from spacy.displacy.render import DEFAULT_LABEL_COLORS
 from spacy.language import Language
+from spacy.scorer import Scorer, get_ner_prf
 from spacy.tokens import Doc, Span, Token
+from spacy.training import Example, validate_examples
 from spacy.util import filter_spans, registry
 from spacy.vocab import Vocab
 
@@ -50,6 +58,49 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 for _cls in (Token, Span):
     if not _cls.has_extension(CONFIDENCE):
         _cls.set_extension(CONFIDENCE, default=None)
+
+#: Colours for entity types that displaCy has no colour for, in the order they are handed out:
+#: light enough for black text, and none of them one of displaCy's own.
+PALETTE = (
+    "#ffd166", "#8ecae6", "#b5e48c", "#f4a6c6", "#cdb4db", "#ffc09f", "#a0c4ff", "#caffbf",
+    "#ffadad", "#bdb2ff", "#9bf6ff", "#e9c46a", "#d4a373", "#84dcc6", "#fdffb6", "#c9ada7",
+)
+#: Entity types that are another name of one displaCy colours (CoNLL's PER is spaCy's PERSON).
+COLOR_ALIASES = {"PER": "PERSON", "PERS": "PERSON", "LOCATION": "LOC", "ORGANIZATION": "ORG", "ORGANISATION": "ORG"}
+
+
+def label_colors(labels: Sequence[str]) -> dict[str, str]:
+    """A distinct ``#rrggbb`` colour for every label, the same for the same labels.
+
+    displaCy looks colours up by the label in upper case, so labels are compared that way. A label
+    displaCy knows (``ORG``, ``LOC``, ... or an alias such as ``PER`` for ``PERSON``) keeps
+    displaCy's colour unless a label before it (in sorted order) took that colour; the others get
+    the colours of :data:`PALETTE` in sorted order, then evenly spread hues when there are more
+    labels than the palette holds.
+    """
+    keys = sorted({label.upper() for label in labels})
+    chosen: dict[str, str] = {}
+    used: set[str] = set()
+    for key in keys:
+        default = DEFAULT_LABEL_COLORS.get(COLOR_ALIASES.get(key, key))
+        if default is not None and default.lower() not in used:
+            chosen[key] = default.lower()
+            used.add(chosen[key])
+    spare = iter(PALETTE)
+    hue = 0
+    for key in keys:
+        if key in chosen:
+            continue
+        color = next(spare, None)
+        while color is None or color in used:
+            color = next(spare, None)
+            if color is None:  # golden-ratio hues: distinct, light, reproducible
+                red, green, blue = colorsys.hls_to_rgb((hue * 0.618033988749895) % 1.0, 0.78, 0.75)
+                color = f"#{round(red * 255):02x}{round(green * 255):02x}{round(blue * 255):02x}"
+                hue += 1
+        chosen[key] = color
+        used.add(color)
+    return {label: chosen[label.upper()] for label in labels}
 
 
 class SeqtagComponent:
@@ -107,9 +158,11 @@ class SeqtagComponent:
             if source is None:
                 raise
             raise type(error)(str(error).replace(str(path), source)) from None
-        if getattr(tagger.task, "name", None) != "tagging":
+        task = getattr(tagger.task, "name", None)
+        if task != "tagging":  # target or tree sentiment, or any task added later
             raise SeqtagError(f"{source or path}: the {self.name!r} component runs tagging models, this is a "
-                              f"{shorten(repr(getattr(tagger.task, 'name', type(tagger).__name__)))} model")
+                              f"{shorten(repr(task if task is not None else type(tagger).__name__))} model; "
+                              "use it with seqtag.load(path).predict(...) instead")
         self.tagger = tagger
         self.model_path = None if source is not None else path
         self.model_bytes = None
@@ -179,6 +232,40 @@ class SeqtagComponent:
             span._.set(CONFIDENCE, min(confidences[found.start : found.end]))
             spans.append(span)
         return spans
+
+    # -------------------------------------------------------------- scores and display
+
+    def score(self, examples: Iterable[Example], **kwargs: Any) -> dict[str, Any]:
+        """Scores of the predicted docs of ``examples`` against their reference docs, as
+        ``nlp.evaluate`` asks every component: for a span model ``ents_p``, ``ents_r``, ``ents_f``
+        (fractions, as spaCy's own entity recognizer reports them) and ``ents_per_type``; for a
+        POS-style model ``tag_acc`` (as spaCy's tagger). Tokens are aligned by spaCy, so the
+        reference may be tokenised differently; with the same tokens and one sentence per doc the
+        figures are those of ``seqtag evaluate`` (divided by 100).
+
+        Raises:
+            SeqtagError: the component has no model.
+        """
+        examples = list(examples)
+        validate_examples(examples, "SeqtagComponent.score")
+        if self._require().task.is_span_task:
+            return get_ner_prf(examples, **kwargs)
+        return Scorer.score_token_attr(examples, "tag", **kwargs)
+
+    def displacy_options(self) -> dict[str, Any]:
+        """Options for ``displacy.render(doc, style="ent", options=...)``: ``ents`` (the model's
+        entity types) and ``colors`` (one distinct colour each, see :func:`label_colors`).
+
+        Raises:
+            SeqtagError: the component has no model, or its model tags POS-style (it sets
+                ``token.tag_``, not entities).
+        """
+        tagger = self._require()
+        if not tagger.task.is_span_task:
+            raise SeqtagError(f"the {self.name!r} component's model tags tokens (token.tag_), it finds no entities "
+                              "for displacy's \"ent\" style")
+        labels = list(tagger.labels)
+        return {"ents": labels, "colors": label_colors(labels)}
 
     def _set_entities(self, doc: Doc, predicted: list[Span]) -> None:
         if self.overwrite_ents or not doc.ents:
@@ -250,7 +337,10 @@ class SeqtagComponent:
     "seqtag",
     default_config={"model": "", "overwrite_ents": False, "batch_size": 64, "device": "auto"},
     assigns=["doc.ents", "token.tag", f"token._.{CONFIDENCE}"],
-    default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0},
+    # A span model reports ents_*, a POS-style model tag_acc (see SeqtagComponent.score). spaCy's
+    # weights belong to the factory, not to the model a component loads, so both carry weight:
+    # spaCy normalises them to 0.5 each and `spacy train` sums the weighted scores present.
+    default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None, "tag_acc": 1.0},
 )
 def make_seqtag(
     nlp: Language, name: str, model: str, overwrite_ents: bool, batch_size: int, device: str = "auto"

@@ -15,6 +15,8 @@ model file, and tells the others what it decided.
 from __future__ import annotations
 
 import datetime
+import gc
+import importlib
 import logging
 import os
 from collections.abc import Sequence
@@ -102,8 +104,12 @@ class Processes:
             raise DistributedError(lost_peer(self.rank, error)) from None
 
     def close(self) -> None:
-        """Leave the process group (when this object made it)."""
+        """Leave the process group (when this object made it), once; safe to call again.
+
+        Call it when no DistributedDataParallel module is left: the group's gloo threads stop only
+        when nothing holds the group any more (see :func:`from_environment`)."""
         if self.distributed and dist.is_initialized():
+            gc.collect()  # a module in a reference cycle may still hold the group
             dist.destroy_process_group()
 
 
@@ -133,6 +139,14 @@ def from_environment(device_name: str, timeout_minutes: float = 10.0) -> Process
     elif device.type != "cpu":
         raise SeqtagError(f"distributed training runs on CUDA GPUs or CPUs, not on {device}")
     backend = "nccl" if device.type == "cuda" else "gloo"
+    # DistributedDataParallel's constructor imports torch._dynamo. Imported while a process group
+    # exists, torch._dynamo keeps references to it that destroy_process_group does not drop (torch
+    # 2.13), so gloo's worker threads outlive it and still hold finished collectives at interpreter
+    # exit; a worker that frees a tensor of Python's then (its barrier's earlier broadcast) needs the
+    # GIL of a finalising interpreter and the thread dies with "terminate called without an active
+    # exception" (issue 21, about 1 run in 10). Imported before, the group ends with close().
+    importlib.import_module("torch._dynamo")
+
     if not dist.is_initialized():
         dist.init_process_group(backend, rank=rank, world_size=world_size,
                                 timeout=datetime.timedelta(minutes=timeout_minutes))

@@ -373,6 +373,9 @@ class Trainer:
         try:
             return self._fit(splits, resume, notes or {})
         finally:
+            # Let go of DistributedDataParallel: it holds the process group, which run() destroys
+            # at the end (even when this raised and a traceback still holds the trainer).
+            self._step = _Loss(self.task)
             for logger in self._loggers:
                 logger.close()
             if handler_installed:
