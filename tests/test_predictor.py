@@ -1,5 +1,7 @@
 """The Python API on raw text: offsets, confidences, n-best, lazy streaming."""
 
+from pathlib import Path
+
 import pytest
 
 import seqtag
@@ -81,3 +83,33 @@ def test_pipe_matches_tag(tagger):
     confidences = [t.confidence for sentences in piped for s in sentences for t in s.tokens]
     expected = [t.confidence for sentences in single for s in sentences for t in s.tokens]
     assert confidences == pytest.approx(expected, abs=1e-5)  # batched with padding vs alone: float rounding only
+
+
+def test_tags_convert_to_the_corpus_scheme_tag_by_tag_as_span_by_span() -> None:
+    """The fast path of a constrained CRF (IOBES -> IOB2 tag by tag) equals the span conversion on
+    every valid sequence."""
+    import random
+
+    from seqtag.data.schemes import Span as TagSpan
+    from seqtag.data.schemes import convert_tags, tags_from_spans
+
+    task = seqtag.load(Path(__file__).resolve().parent / "fixtures" / "compat" / "tagging.seqtag").task
+    assert task._corpus_tags() is not None and task.train_scheme != task.corpus_scheme
+    types = sorted({t.partition("-")[2] for t in task.tags.itos if t != "O"})
+    rng = random.Random(0)
+    checked = 0
+    for _ in range(300):
+        n, spans, i = rng.randint(1, 20), [], 0
+        while i < n:
+            length = rng.randint(1, 4)
+            if rng.random() < 0.5 and i + length <= n:
+                spans.append(TagSpan(i, i + length, rng.choice(types)))
+                i += length
+            i += 1
+        tags = tags_from_spans(spans, n, task.train_scheme)
+        if any(t not in task.tags.stoi for t in tags):  # a tag this small model never saw
+            continue
+        indices = [task.tags.stoi[t] for t in tags]
+        assert task._to_corpus(indices) == convert_tags(tags, task.train_scheme, task.corpus_scheme)
+        checked += 1
+    assert checked > 100

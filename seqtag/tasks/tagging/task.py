@@ -44,6 +44,7 @@ MAX_WORD_CHARS = 64  # longer words are encoded from their first and last 32 cha
 WINDOW = 250  # at prediction, longer sentences are tagged in overlapping windows of this many tokens
 CONTEXT = 25  # tokens of context on each side of a window's kept middle part
 MAX_N_BEST = 100  # the most alternative tag sequences a prediction lists
+_UNKNOWN = object()  # not worked out yet
 PREDICT_TOKENS = 4096  # a prediction batch holds at most this many padded tokens (memory stays bounded)
 
 
@@ -237,6 +238,7 @@ class TaggingTask(Task):
         self.words = words
         self.chars = chars
         self._char_rows: dict[str, list[int]] = {}  # form -> character indices (see _chars)
+        self._direct_tags: list[str] | None | object = _UNKNOWN  # see _corpus_tags
         self.tags = tags
         self.corpus_scheme = corpus_scheme
         self.tokenizer_config = tokenizer_config or TokenizerConfig.from_recipe(recipe.tokenizer)
@@ -605,10 +607,32 @@ class TaggingTask(Task):
 
     def _to_corpus(self, indices: Sequence[int], stitched: bool = False) -> list[str]:
         itos = self.tags.itos
+        direct = self._corpus_tags()
+        if direct is not None and not stitched:
+            return [direct[i] for i in indices]
         tags = convert_tags([itos[i] for i in indices], self.train_scheme, self.corpus_scheme)
         if stitched and self.is_span_task:  # windows may disagree at a seam: re-encode the spans validly
             tags = tags_from_spans(spans_from_tags(tags, self.corpus_scheme), len(tags), self.corpus_scheme)
         return tags
+
+    def _corpus_tags(self) -> list[str] | None:
+        """Each training-scheme tag's corpus-scheme tag, when the conversion is tag by tag: the same
+        scheme, or IOBES/BILOU into IOB2 or each other for a constrained CRF, whose sequences are
+        always valid (S-/U- begins, E-/L- continues a span). None otherwise (convert per sentence)."""
+        if self._direct_tags is _UNKNOWN:
+            source, target = self.train_scheme, self.corpus_scheme
+            valid = self.recipe.model.decoder == "crf" and self.recipe.model.crf.constrained
+            renames = {("iobes", "iob2"): {"S": "B", "E": "I"}, ("bilou", "iob2"): {"U": "B", "L": "I"},
+                       ("iobes", "bilou"): {"S": "U", "E": "L"}, ("bilou", "iobes"): {"U": "S", "L": "E"}}
+            direct = None
+            if source == target:
+                direct = list(self.tags.itos)
+            elif valid and (source, target) in renames:
+                rename = renames[(source, target)]
+                direct = [tag if tag == "O" or "-" not in tag else rename.get(tag[0], tag[0]) + tag[1:]
+                          for tag in self.tags.itos]
+            self._direct_tags = direct
+        return self._direct_tags  # type: ignore[return-value]
 
     def predict(self, sentences: Sequence[Sentence], batch_size: int = 256) -> list[list[str]]:
         """Predicted tags in the corpus's scheme, one list per sentence."""
