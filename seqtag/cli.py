@@ -139,6 +139,13 @@ def _plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lab(args: argparse.Namespace) -> int:
+    from seqtag.lab import main as lab_main
+
+    arguments = args.arguments[1:] if args.arguments[:1] == ["--"] else args.arguments
+    return int(lab_main(arguments) or 0)
+
+
 def _info(args: argparse.Namespace) -> int:
     from seqtag.evaluation import headline
     from seqtag.io import read_archive
@@ -314,6 +321,13 @@ def build_parser() -> argparse.ArgumentParser:
                       help="PNG to write (default: RUN_DIR/training-curves.png for one run, else ./training-curves.png)")
     plot.set_defaults(func=_plot)
 
+    lab = commands.add_parser("lab", add_help=False, help="the long-time-lag lab: Hochreiter & Schmidhuber's problems "
+                              "for every recurrent cell (seqtag lab --help)",
+                              description="Train small networks of every recurrent cell on the adding, temporal-order "
+                                          "and embedded Reber problems; see seqtag lab --help and the LSTM lab page.")
+    lab.add_argument("arguments", nargs=argparse.REMAINDER, help="the lab's options (seqtag lab --help lists them)")
+    lab.set_defaults(func=_lab)
+
     info = commands.add_parser("info", help="describe a model file", description="Show what a model file holds: task, tags, sizes, scores.")
     info.add_argument("model", help="model file (model.seqtag)")
     info.add_argument("--json", action="store_true", help="print meta, recipe and metrics as JSON")
@@ -324,6 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``seqtag`` console script: one line on stderr and an exit code for every
     error (see :data:`EXIT_CODES`); ``--debug`` shows the traceback instead."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["lab"]:  # the lab parses its own options (argparse would take its --help)
+        argv = ["lab", "--", *argv[1:]] if argv[1:] else argv
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
