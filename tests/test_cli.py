@@ -82,3 +82,13 @@ def test_evaluate_writes_a_confusion_table(demo_model, tmp_path, capsys):
     assert "O" in labels and "B-PER" in labels and len(rows) == len(labels) + 1
     total = sum(int(count) for row in rows[1:] for count in row[1:])
     assert total == sum(1 for line in (ROOT / "recipes/demo/test.txt").read_text().splitlines() if line)
+
+
+def test_seqtag_lab_runs_the_lab_with_its_own_options(tmp_path, capsys):
+    assert main(["lab", "--problem", "adding", "--lengths", "10", "--cells", "lstm", "--seeds", "1", "--budget", "256",
+                 "--hidden", "4", "--out", str(tmp_path), "--plot", str(tmp_path / "lab.png")]) == 0
+    assert (tmp_path / "adding.json").is_file() and (tmp_path / "lab.png").is_file()
+    assert "| lstm |" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as stopped:  # --help is the lab's, not seqtag's
+        main(["lab", "--help"])
+    assert stopped.value.code == 0 and "--problem" in capsys.readouterr().out

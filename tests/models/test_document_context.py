@@ -12,14 +12,13 @@ from pathlib import Path
 import pytest
 import torch
 
+import seqtag
 from seqtag.data.conll import Sentence, read_conll
 from seqtag.data.stream import Verbatim, read_chunks
 from seqtag.registry import recipe_from_dict
 from seqtag.tasks.tagging.task import Encoded, in_context
 from seqtag.training.run import run
 from tests.conftest import TINY_RECIPE
-
-import seqtag
 
 SPORT = ["The", "match", "ended", "in", "a", "draw", "."]
 RIVER = ["The", "valley", "lies", "along", "the", "river", "."]
