@@ -105,6 +105,7 @@ def parse_conll(
     label_column: int | None = -1,
     stats: ReadStats | None = None,
     verbatim: bool = False,
+    document: int = 0,
 ) -> Iterator[Sentence | Verbatim]:
     """The sentences of a column file's ``(line number, text)`` pairs (from :func:`~seqtag.data.files.read_lines`
     or a :class:`~seqtag.data.files.LineReader`); a sentence is yielded once the line after it
@@ -112,14 +113,14 @@ def parse_conll(
 
     With ``verbatim``, every blank line (including the one that ends a sentence, yielded right
     after the sentence) and every ``-DOCSTART-`` line also comes out, as a :class:`Verbatim`, so
-    the items account for every input line in order.
+    the items account for every input line in order. ``document`` is the document number of the
+    first sentence (reading from the middle of a file: the ``-DOCSTART-`` lines before it).
     """
     path = str(path)
     stats = stats if stats is not None else ReadStats()
     width: int | None = None
     rows: list[list[str]] = []
     first_line = 0
-    document = 0
     for number, line in lines:
         if not line.strip():
             if rows:

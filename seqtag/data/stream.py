@@ -36,7 +36,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
-from seqtag.data.conll import DOCSTART, Sentence, Verbatim, conll_block, parse_conll, parse_token_lines, token_line
+from seqtag.data.conll import (
+    DOCSTART,
+    ReadStats,
+    Sentence,
+    Verbatim,
+    conll_block,
+    parse_conll,
+    parse_token_lines,
+    token_line,
+)
 from seqtag.data.files import LineReader, head_lines
 from seqtag.errors import DataError, SeqtagError, shorten
 
@@ -62,17 +71,19 @@ class Position:
     offset: int = 0
     line: int = 0
     items: int = 0
+    documents: int = 0  # -DOCSTART- lines read (CoNLL): the document number of what follows
 
     def to_json(self) -> dict[str, int]:
         """The position as a JSON object (for a progress record)."""
-        return {"offset": self.offset, "line": self.line, "items": self.items}
+        return {"offset": self.offset, "line": self.line, "items": self.items, "documents": self.documents}
 
     @classmethod
     def from_json(cls, data: Any) -> Position:
         """The position :meth:`to_json` wrote; a ValueError when ``data`` is not one."""
-        if not isinstance(data, dict) or not all(isinstance(data.get(k), int) and data[k] >= 0 for k in ("offset", "line", "items")):
-            raise ValueError(f"not a position: {data!r}")
-        return cls(data["offset"], data["line"], data["items"])
+        keys = ("offset", "line", "items", "documents")
+        if not isinstance(data, dict) or not all(isinstance(data.get(k), int) and data[k] >= 0 for k in keys):
+            raise ValueError(f"not a position: {shorten(repr(data))}")
+        return cls(*(data[k] for k in keys))
 
 
 @dataclass(frozen=True)
@@ -165,11 +176,13 @@ def detect_format(lines: list[str]) -> str:
     return "text" if attached * 5 >= len(content) else "tokens"
 
 
-def _items(path: str | Path, format: str, reader: LineReader, word_column: int) -> Iterator[tuple[Any, bool]]:
+def _items(
+    path: str | Path, format: str, reader: LineReader, word_column: int, stats: ReadStats, documents: int
+) -> Iterator[tuple[Any, bool]]:
     """The items of ``format`` from ``reader``, each with whether every line read so far is
     accounted for by the items yielded up to it (a chunk may end only there)."""
     if format == "conll":
-        for item in parse_conll(reader, path, word_column, None, verbatim=True):
+        for item in parse_conll(reader, path, word_column, None, stats, verbatim=True, document=documents):
             yield item, isinstance(item, Verbatim)
     elif format == "tokens":
         for item in parse_token_lines(reader, path):
@@ -242,20 +255,22 @@ def read_chunks(
     """
     check_format(format, auto=False)
     reader = LineReader(path, start.offset, start.line)
+    stats = ReadStats()
     chunk: list[Any] = []
     tokens = 0
     begin = start
-    for item, settled in _items(path, format, reader, word_column):
+    for item, settled in _items(path, format, reader, word_column, stats, start.documents):
         chunk.append(item)
         tokens += _size(format, item)
         if documents and format == "conll" and tokens < DOCUMENT_CHUNKS * chunk_tokens:
             settled = settled and isinstance(item, Verbatim) and item.text.startswith(DOCSTART)
         if tokens >= chunk_tokens and settled and reader.at_boundary:
-            end = Position(reader.offset, reader.number, begin.items + len(chunk))
+            end = Position(reader.offset, reader.number, begin.items + len(chunk), start.documents + stats.docstart_lines)
             yield Chunk(format, chunk, begin, end, tokens)
             chunk, tokens, begin = [], 0, end
     if chunk:
-        yield Chunk(format, chunk, begin, Position(reader.offset, reader.number, begin.items + len(chunk)), tokens)
+        end = Position(reader.offset, reader.number, begin.items + len(chunk), start.documents + stats.docstart_lines)
+        yield Chunk(format, chunk, begin, end, tokens)
 
 
 def format_chunk(chunk: Chunk, result: ChunkResult) -> str:
