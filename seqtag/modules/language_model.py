@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from seqtag.data.vocab import Vocabulary
-from seqtag.modules.lstm_variants import VariantLSTM
+from seqtag.modules.lstm_variants import VariantLSTM, recurrence
 from seqtag.modules.recurrent import cell as recurrent_cell
 from seqtag.modules.recurrent import reverse_index
 
@@ -37,65 +37,6 @@ State = tuple[torch.Tensor, ...]
 DIRECTIONS = ("forward", "backward")
 #: What separates lines in a stream: a character model reads a newline, a word model ``<eos>``.
 SEPARATORS = {"char": "\n", "word": "<eos>"}
-
-
-@torch.jit.script
-def _variant_recurrence(
-    projected: torch.Tensor,
-    weight_hh: torch.Tensor,
-    peephole: torch.Tensor,
-    gates: str,
-    coupled: bool,
-    output_activation: bool,
-    h: torch.Tensor,
-    c: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One direction of one LSTM-variant layer from the state ``(h, c)`` (each ``(B, H)``); the
-    equations of :func:`seqtag.modules.lstm_variants.recurrence`, without padding.
-
-    Args:
-        projected: ``(T, B, G * H)`` input projections plus both biases, gate blocks in ``gates`` order.
-
-    Returns:
-        ``(T, B, H)`` hidden states, the final ``h`` and ``c`` ``(B, H)``.
-    """
-    hidden = weight_hh.size(1)
-    peepholes = peephole.numel() > 0
-    index_i = gates.find("i")
-    index_f = gates.find("f")
-    index_g = gates.find("g")
-    index_o = gates.find("o")
-    outputs = []
-    for t in range(projected.size(0)):
-        z = projected[t] + torch.mm(h, weight_hh.t())  # (B, G * H)
-        g = torch.tanh(z[:, index_g * hidden : (index_g + 1) * hidden])
-        if index_i >= 0:
-            zi = z[:, index_i * hidden : (index_i + 1) * hidden]
-            if peepholes:
-                zi = zi + peephole[0] * c
-            i = torch.sigmoid(zi)
-        else:
-            i = torch.ones_like(g)
-        if coupled:
-            f = 1.0 - i
-        elif index_f >= 0:
-            zf = z[:, index_f * hidden : (index_f + 1) * hidden]
-            if peepholes:
-                zf = zf + peephole[1] * c
-            f = torch.sigmoid(zf)
-        else:
-            f = torch.ones_like(g)
-        c = f * c + i * g
-        if index_o >= 0:
-            zo = z[:, index_o * hidden : (index_o + 1) * hidden]
-            if peepholes:
-                zo = zo + peephole[2] * c
-            o = torch.sigmoid(zo)
-        else:
-            o = torch.ones_like(g)
-        h = o * torch.tanh(c) if output_activation else o * c
-        outputs.append(h)
-    return torch.stack(outputs), h, c
 
 
 def _run_variant(rnn: VariantLSTM, inputs: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
@@ -113,8 +54,9 @@ def _run_variant(rnn: VariantLSTM, inputs: torch.Tensor, state: State | None) ->
             h0 = c0 = inputs.new_zeros(batch, hidden)
         else:
             h0, c0 = state[0][layer], state[1][layer]
-        states, h, c = _variant_recurrence(projected, getattr(rnn, f"weight_hh_l{layer}"), peephole, rnn.gates,
-                                           rnn.variant == "coupled", rnn.variant != "noaf", h0, c0)
+        every = torch.ones(projected.size(0), batch, 1, dtype=torch.bool, device=inputs.device)  # (T, B, 1): no padding
+        states, h, c = recurrence(projected, every, getattr(rnn, f"weight_hh_l{layer}"), peephole, rnn.gates,
+                                  rnn.variant == "coupled", rnn.variant != "noaf", h0, c0)
         output = states.transpose(0, 1)  # (B, T, H)
         finals_h.append(h)
         finals_c.append(c)

@@ -49,8 +49,10 @@ def recurrence(
     gates: str,
     coupled: bool,
     output_activation: bool,
-) -> torch.Tensor:
-    """The states of one direction of one layer over time.
+    h: torch.Tensor,
+    c: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The states of one direction of one layer over time, from the state ``(h, c)`` (each ``(B, H)``).
 
     Args:
         projected: ``(T, B, G * H)`` input projections plus both biases, gate blocks in ``gates`` order.
@@ -62,12 +64,11 @@ def recurrence(
         output_activation: ``h = o * tanh(c)`` (else ``o * c``).
 
     Returns:
-        ``(T, B, H)`` hidden states.
+        ``(T, B, H)`` hidden states (zero on padding), and the final ``h`` and ``c`` ``(B, H)``: each
+        sequence's state after its last real step.
     """
-    steps, batch = projected.size(0), projected.size(1)
+    steps = projected.size(0)
     hidden = weight_hh.size(1)
-    h = projected.new_zeros(batch, hidden)
-    c = projected.new_zeros(batch, hidden)
     peepholes = peephole.numel() > 0
     index_i = gates.find("i")
     index_f = gates.find("f")
@@ -106,7 +107,7 @@ def recurrence(
         h = torch.where(keep, h_new, h)
         c = torch.where(keep, c_new, c)
         outputs.append(h_new * keep.to(h_new.dtype))
-    return torch.stack(outputs)
+    return torch.stack(outputs), h, c
 
 
 class VariantLSTM(nn.Module):
@@ -148,8 +149,9 @@ class VariantLSTM(nn.Module):
         bias = getattr(self, f"bias_ih_l{layer}{suffix}") + getattr(self, f"bias_hh_l{layer}{suffix}")
         projected = nn.functional.linear(inputs, weight_ih, bias).transpose(0, 1)  # (T, B, G * H): all steps at once
         peephole = getattr(self, f"weight_ch_l{layer}{suffix}") if self.variant == "peephole" else inputs.new_empty(0)
-        states = recurrence(projected, mask.transpose(0, 1).unsqueeze(2), getattr(self, f"weight_hh_l{layer}{suffix}"),
-                            peephole, self.gates, self.variant == "coupled", self.variant != "noaf")
+        zeros = inputs.new_zeros(inputs.size(0), self.hidden_size)  # (B, H): every sequence starts from zero states
+        states, _, _ = recurrence(projected, mask.transpose(0, 1).unsqueeze(2), getattr(self, f"weight_hh_l{layer}{suffix}"),
+                                  peephole, self.gates, self.variant == "coupled", self.variant != "noaf", zeros, zeros)
         return states.transpose(0, 1)  # (B, T, H)
 
     def forward(self, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
