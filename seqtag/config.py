@@ -154,6 +154,28 @@ class Recipe(Section):
             paths.append(path)
         return paths
 
+    def source_problems(self) -> list[str]:
+        """What is wrong with the recipe's ``data`` as a corpus source (a ``datasets`` hub name or disk
+        folder, or files in ``data.dir``): both hub and disk, a missing folder or file, lists of files
+        with a hub or disk source."""
+        data: Any = getattr(self, "data")  # noqa: B009
+        found = []
+        if data.hub and data.disk:
+            found.append("data: name either data.hub or data.disk, not both")
+        if data.disk:
+            disk = self.resolve_path(data.disk)
+            if disk is None or not disk.is_dir():
+                found.append(f"data.disk: no folder {data.disk}")
+        elif not data.hub:
+            folder = self.data_dir()
+            for split in ("train", "dev", "test"):
+                for name in split_names(getattr(data, split)):
+                    if not (folder / name).is_file():
+                        found.append(f"data.{split}: {name} not found in {data.dir} (set data.dir=FOLDER)")
+        if (data.hub or data.disk) and any(isinstance(getattr(data, split), list) for split in ("train", "dev", "test")):
+            found.append("data.train/dev/test: a list of files needs data.dir files, not hub or disk splits")
+        return found
+
     def data_dir(self) -> Path:
         """The corpus folder ``data.dir``, resolved once for every split: a relative one against the
         working directory, else the recipe's folder, whichever holds the (first) training file."""

@@ -8,7 +8,6 @@ from pydantic import Field, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from seqtag.config import MAX_LAYERS, MAX_SIZE, Recipe, Section, TrainingConfig
-from seqtag.data.files import split_names
 from seqtag.modules.recurrent import CellName
 
 #: Truncated-BPTT window by level when ``training.bptt`` is not set.
@@ -122,20 +121,4 @@ class LanguageModelRecipe(Recipe):
         return self.training.bptt or DEFAULT_BPTT[self.model.level]
 
     def problems(self) -> list[str]:
-        found = super().problems()
-        data = self.data
-        if data.hub and data.disk:
-            found.append("data: name either data.hub or data.disk, not both")
-        if data.disk:
-            disk = self.resolve_path(data.disk)
-            if disk is None or not disk.is_dir():
-                found.append(f"data.disk: no folder {data.disk}")
-        elif not data.hub:
-            folder = self.data_dir()
-            for split in ("train", "dev", "test"):
-                for name in split_names(getattr(data, split)):
-                    if not (folder / name).is_file():
-                        found.append(f"data.{split}: {name} not found in {data.dir} (set data.dir=FOLDER)")
-        if (data.hub or data.disk) and any(isinstance(getattr(data, s), list) for s in ("train", "dev", "test")):
-            found.append("data.train/dev/test: a list of files needs data.dir files, not hub or disk splits")
-        return found
+        return [*super().problems(), *self.source_problems()]

@@ -7,7 +7,6 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from seqtag.config import MAX_LAYERS, MAX_SIZE, MAX_WINDOW, EmbeddingsConfig, Recipe, Section, TextRecipe
-from seqtag.data.files import split_names
 from seqtag.data.schemes import SCHEMES, normalize_scheme
 from seqtag.modules.recurrent import CellName
 
@@ -143,27 +142,14 @@ class TaggingRecipe(TextRecipe):
     embeddings: TaggingEmbeddingsConfig = TaggingEmbeddingsConfig()
 
     def problems(self) -> list[str]:
-        found = super().problems()
+        found = [*super().problems(), *self.source_problems()]
         data = self.data
-        if data.hub and data.disk:
-            found.append("data: name either data.hub or data.disk, not both")
-        if data.disk:
-            disk = self.resolve_path(data.disk)
-            if disk is None or not disk.is_dir():
-                found.append(f"data.disk: no folder {data.disk}")
-        elif not data.hub:
-            for split in ("train", "dev", "test"):
-                for name in split_names(getattr(data, split)):
-                    folder = self.data_dir()
-                    if not (folder / name).is_file():
-                        found.append(f"data.{split}: {name} not found in {data.dir} (set data.dir=FOLDER)")
+        if not (data.hub or data.disk):
             if data.format == "conll" and data.word_column == data.label_column:
                 found.append("data.label_column: the same column as data.word_column")
             for column in data.feature_columns:
                 if column in (data.word_column, data.label_column):
                     found.append(f"data.feature_columns: column {column} is the word or label column")
-        if (data.hub or data.disk) and any(isinstance(getattr(data, split), list) for split in ("train", "dev", "test")):
-            found.append("data.train/dev/test: a list of files needs data.dir files, not hub or disk splits")
         if data.feature_columns and (data.hub or data.disk or data.format != "conll"):
             found.append("data.feature_columns: only CoNLL files have feature columns")
         found.extend(self.embeddings.problems(self))
