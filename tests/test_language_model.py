@@ -339,3 +339,18 @@ def test_a_tagger_with_contextual_language_model_embeddings(tiny_corpus: Path, t
     tagger_recipe["embeddings"]["contextual"] = str(tagged.model_path)
     with pytest.raises(RecipeError, match="is a 'tagging' model, not a language model"):
         run(recipe_from_dict(tagger_recipe), tmp_path / "wrong")
+
+
+def test_a_datasets_source_gives_each_split_its_text_lines(tmp_path: Path) -> None:
+    from seqtag.registry import recipe_from_dict
+    from seqtag.tasks.language_model.task import read_dataset_text
+
+    for split in ("train", "dev"):
+        (tmp_path / f"{split}.json").write_text("\n".join(json.dumps({"text": f"{split} line {i}\nsecond"}) for i in range(3)),
+                                               encoding="utf-8")
+    data = {"format": "json", "dir": str(tmp_path), "train": "train.json", "dev": "dev.json", "test": None}
+    lines = read_dataset_text(recipe_from_dict({"task": "language_model", "data": data}))
+    assert lines == {split: [text for i in range(3) for text in (f"{split} line {i}", "second")] for split in ("train", "dev")}
+    wrong = recipe_from_dict({"task": "language_model", "data": {**data, "text_field": "body"}})
+    with pytest.raises(DataError, match=r"\[train\]: no field 'body'"):
+        read_dataset_text(wrong)

@@ -92,14 +92,16 @@ def _load(recipe: Recipe, data: ConllDataConfig) -> tuple[Any, str]:
         raise DataError(f"cannot read the {data.format} files ({type(error).__name__}: {error})", directory) from None
 
 
-def read_dataset_splits(recipe: Recipe, data: ConllDataConfig) -> dict[str, list[Sentence]]:
-    """All recipe splits (``train`` and, when present, ``dev`` and ``test``) as sentences."""
+def dataset_splits(recipe: Recipe, data: Any) -> dict[str, tuple[Any, str]]:
+    """The recipe's splits (``train`` and, when named, ``dev`` and ``test``) of a ``datasets``
+    source as ``(table, where)`` pairs, ``where`` naming the source and split for messages.
+    ``data`` is the recipe's data section (hub, disk or local json/csv/parquet files)."""
     dataset, where = _load(recipe, data)
     if not hasattr(dataset, "keys"):  # a single Dataset rather than a DatasetDict: it is the training split
         dataset = {"train": dataset}
     available = list(dataset.keys())
     local_files = not (data.hub or data.disk)
-    splits: dict[str, list[Sentence]] = {}
+    splits: dict[str, tuple[Any, str]] = {}
     for split in ("train", "dev", "test"):
         wanted = getattr(data, split)
         if wanted is None:
@@ -109,8 +111,13 @@ def read_dataset_splits(recipe: Recipe, data: ConllDataConfig) -> dict[str, list
             if split == "train":
                 raise DataError(f"no training split among {available}; set data.train to one of them", where)
             continue
-        splits[split] = _sentences(dataset[name], data, f"{where}[{name}]")
+        splits[split] = (dataset[name], f"{where}[{name}]")
     return splits
+
+
+def read_dataset_splits(recipe: Recipe, data: ConllDataConfig) -> dict[str, list[Sentence]]:
+    """All recipe splits (``train`` and, when present, ``dev`` and ``test``) as sentences."""
+    return {split: _sentences(table, data, where) for split, (table, where) in dataset_splits(recipe, data).items()}
 
 
 def _split_name(wanted: str, split: str, available: list[str]) -> str | None:

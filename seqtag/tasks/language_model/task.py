@@ -24,13 +24,14 @@ import math
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import torch
 
 from seqtag.data.batching import length_batches, pad, to_device
 from seqtag.data.conll import read_conll
-from seqtag.data.files import read_lines, split_names
+from seqtag.data.files import read_lines
+from seqtag.data.sources import dataset_splits
 from seqtag.data.vocab import Vocabulary, WordIndex
 from seqtag.embeddings import PretrainedVectors
 from seqtag.errors import DataError, SeqtagError, shorten
@@ -411,35 +412,19 @@ class LanguageModelTask(Task):
 def read_dataset_text(recipe: LanguageModelRecipe) -> dict[str, list[str]]:
     """Every split's lines from a ``datasets`` source (hub, disk, or json/csv/parquet files): the
     ``data.text_field`` of each row, through the loader of the tagging sources."""
-    from seqtag.data import sources
-
     data = recipe.data
-    dataset, where = sources._load(recipe, cast(Any, data))
-    if not hasattr(dataset, "keys"):  # a single Dataset: the training split
-        dataset = {"train": dataset}
-    available = list(dataset.keys())
-    local_files = not (data.hub or data.disk)
     splits: dict[str, list[str]] = {}
-    for split in ("train", "dev", "test"):
-        wanted = getattr(data, split)
-        if wanted is None:
-            continue
-        name = split if local_files else sources._split_name(str(split_names(wanted)[0]), split, available)
-        if name is None:
-            if split == "train":
-                raise DataError(f"no training split among {available}; set data.train to one of them", where)
-            continue
-        table = dataset[name]
+    for split, (table, where) in dataset_splits(recipe, data).items():
         if data.text_field not in table.column_names:
             raise DataError(f"no field {shorten(repr(data.text_field))}; the dataset has {table.column_names} "
-                            "(set data.text_field)", f"{where}[{name}]")
+                            "(set data.text_field)", where)
         lines: list[str] = []
         for row, value in enumerate(table[data.text_field], start=1):
             if not isinstance(value, str):
-                raise DataError(f"the text field holds {type(value).__name__}, not text", f"{where}[{name}]", row)
+                raise DataError(f"the text field holds {type(value).__name__}, not text", where, row)
             lines.extend(value.splitlines() or [""])
         if not lines:
-            raise DataError("no lines of text", f"{where}[{name}]")
+            raise DataError("no lines of text", where)
         splits[split] = lines
     return splits
 
