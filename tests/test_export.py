@@ -57,9 +57,10 @@ def test_load_with_onnx_runtime_gives_the_same_tags_confidences_and_scores(tiny_
         assert a.confidence == pytest.approx(b.confidence, abs=1e-4)
 
 
-def test_every_input_kind_exports(tmp_path, tiny_corpus):
-    """Casing, a feature column, pretrained-only words (the frozen table), an even char-CNN width
-    and two LSTM layers."""
+@pytest.mark.parametrize("pooling", ["max", "mean"])
+def test_every_input_kind_exports(tmp_path, tiny_corpus, pooling):
+    """Casing, a feature column, pretrained-only words (the frozen table), an even char-CNN width,
+    two LSTM layers and a global vector (``model.global_vector``)."""
     folder = write_three_column_corpus(tiny_corpus, tmp_path / "three-columns")
     vectors = tmp_path / "vectors.txt"
     words = ["oslo", "zanzibar", "visited", "kyoto", "the"]
@@ -67,7 +68,7 @@ def test_every_input_kind_exports(tmp_path, tiny_corpus):
     recipe = copy.deepcopy(TINY_RECIPE)
     recipe["data"] = {"dir": str(folder), "label_column": 2, "feature_columns": [1]}
     recipe["embeddings"] = {"pretrained": str(vectors), "lowercase": True}
-    recipe["model"].update({"feature_dim": 4, "casing_dim": 3})
+    recipe["model"].update({"feature_dim": 4, "casing_dim": 3, "global_vector": pooling})
     recipe["model"]["char"] = {"encoder": "cnn", "dim": 5, "filters": 6, "kernel_size": 4}  # an even width
     recipe["model"]["encoder"] = {"hidden_size": 8, "num_layers": 2}
     task, _ = TaggingTask.from_recipe(recipe_from_dict(recipe))

@@ -1,4 +1,5 @@
-"""Character-level word encoders: a CNN (Ma & Hovy 2016) and a BiLSTM (Lample et al. 2016).
+"""Character-level word encoders: a CNN (Ma & Hovy 2016), a wide funnel CNN (IntNet, Xin et al. 2018)
+and a BiLSTM (Lample et al. 2016).
 
 Both take the distinct words of a batch as a padded character matrix
 ``(U, L)`` (``U`` distinct words, ``L`` longest word; index 0 is padding) and
@@ -53,6 +54,77 @@ class CharCNN(nn.Module):
         weight = self.conv.weight.reshape(self.conv.out_channels, -1)  # (filters, char_dim * width)
         features = nn.functional.linear(windows.reshape(chars.size(0), length, -1), weight, self.conv.bias)  # (U, L, filters)
         return features.masked_fill(chars.eq(0).unsqueeze(2), float("-inf")).max(dim=1).values
+
+
+class CharIntNet(nn.Module):
+    """A wide, densely connected character CNN in the manner of IntNet (Xin et al. 2018).
+
+    Character embeddings -> dropout -> a first convolution (``kernel_size``) -> ``blocks`` blocks,
+    each a 1x1 "funnel" convolution down to ``filters`` channels followed by convolutions of every
+    width in ``widths`` whose outputs are concatenated to the block's input (dense connections) ->
+    max-pool over the word of everything. Padding positions are zeroed before every convolution and
+    excluded from the pooling, so a word's vector does not depend on the batch's longest word.
+
+    Args:
+        num_chars: character vocabulary size (index 0 is padding).
+        char_dim: character embedding size.
+        filters: channels of the first convolution, of each funnel and of each width's convolution.
+        kernel_size: width of the first convolution.
+        blocks: funnel blocks.
+        widths: convolution widths in each block (odd, so the output keeps the word's length).
+        dropout: dropout on the character embeddings.
+
+    The output has ``filters * (1 + blocks * len(widths))`` features.
+    """
+
+    def __init__(self, num_chars: int, char_dim: int = 30, filters: int = 30, kernel_size: int = 3, blocks: int = 2,
+                 widths: tuple[int, ...] = (3, 5), dropout: float = 0.5) -> None:
+        super().__init__()
+        if any(width % 2 == 0 for width in (kernel_size, *widths)):
+            raise ValueError(f"IntNet convolution widths must be odd, not {(kernel_size, *widths)}")
+        self.embedding = nn.Embedding(num_chars, char_dim, padding_idx=0)
+        bound = (3.0 / char_dim) ** 0.5
+        nn.init.uniform_(self.embedding.weight, -bound, bound)
+        with torch.no_grad():
+            self.embedding.weight[0].zero_()
+        self.dropout = Dropout(dropout)
+        self.first = nn.Conv1d(char_dim, filters, kernel_size, padding=kernel_size // 2)
+        self.funnels = nn.ModuleList()
+        self.convolutions = nn.ModuleList()
+        size = filters
+        for _ in range(blocks):
+            self.funnels.append(nn.Conv1d(size, filters, 1))
+            self.convolutions.append(nn.ModuleList(nn.Conv1d(filters, filters, w, padding=w // 2) for w in widths))
+            size += filters * len(widths)
+        self.output_dim = size
+
+    def forward(self, chars: torch.Tensor) -> torch.Tensor:
+        """``chars`` ``(U, L)`` long -> ``(U, output_dim)``."""
+        real = chars.ne(0).unsqueeze(1)  # (U, 1, L)
+        embedded = self.dropout(self.embedding(chars)).transpose(1, 2)  # (U, char_dim, L)
+        features = torch.relu(self.first(embedded)) * real  # (U, F, L)
+        for funnel, convolutions in zip(self.funnels, self.convolutions, strict=True):
+            narrow = torch.relu(funnel(features)) * real  # (U, F, L)
+            features = torch.cat([features, *(torch.relu(conv(narrow)) * real for conv in convolutions)], dim=1)
+        return features.masked_fill(~real, float("-inf")).max(dim=2).values  # (U, output_dim)
+
+
+class Highway(nn.Module):
+    """Highway layers (Srivastava et al. 2015): ``y = g * relu(W x) + (1 - g) * x``, ``g = sigmoid(W_g x)``,
+    with the gate biased towards carrying ``x`` at the start (bias -1). Shape-preserving ``(..., D)``."""
+
+    def __init__(self, size: int, layers: int = 1) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(size, 2 * size) for _ in range(layers))
+        for layer in self.layers:
+            nn.init.constant_(layer.bias[size:], -1.0)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            transform, gate = layer(inputs).chunk(2, dim=-1)
+            gate = torch.sigmoid(gate)
+            inputs = gate * torch.relu(transform) + (1.0 - gate) * inputs
+        return inputs
 
 
 class CharLSTM(nn.Module):

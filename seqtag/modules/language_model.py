@@ -199,18 +199,20 @@ class LanguageModel(nn.Module):
             states["backward"] = outputs.gather(1, reverse.unsqueeze(2).expand_as(outputs))
         return states
 
-    def states_at(self, ids: torch.Tensor, lengths: torch.Tensor, last: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
+    def states_at(self, ids: torch.Tensor, lengths: torch.Tensor, last: torch.Tensor, first: torch.Tensor,
+                  states: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Contextual vectors of tokens: the forward state at ``last`` and the backward state at ``first``.
 
         Args:
             ids / lengths: as :meth:`hidden_states` (each row a sentence, see :func:`sentence_symbols`).
             last: ``(B, K)`` position of each token's last symbol in its row (anything on padding).
             first: ``(B, K)`` position of each token's first symbol.
+            states: :meth:`hidden_states` of ``ids`` if the caller has them already.
 
         Returns:
             ``(B, K, output_dim)``: forward state(s) first, then backward.
         """
-        states = self.hidden_states(ids, lengths)
+        states = self.hidden_states(ids, lengths) if states is None else states
         parts = []
         for direction, positions in (("forward", last), ("backward", first)):
             if direction in states:

@@ -1,7 +1,8 @@
 """BiLSTM-CNN-CRF sequence tagger (Ma & Hovy 2016; Huang et al. 2015; Lample et al. 2016).
 
-word embedding [+ char CNN/BiLSTM] [+ casing] [+ contextual language-model states] -> dropout -> stacked BiRNN
--> dropout -> linear emissions -> CRF (or per-token softmax).
+word embedding [+ char CNN/IntNet/BiLSTM] [+ casing] [+ language-model states, from a trained model file or a
+character model trained jointly] -> dropout -> stacked BiRNN [+ global vector] -> dropout -> linear emissions
+-> CRF (or per-token softmax).
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from seqtag.modules.char_encoders import CharCNN, CharLSTM
+from seqtag.modules.char_encoders import CharCNN, CharIntNet, CharLSTM, Highway
 from seqtag.modules.crf import CRF
 from seqtag.modules.crf_pytorch import PytorchCRF
-from seqtag.modules.dropout import Dropout
+from seqtag.modules.dropout import Dropout, LockedDropout
 from seqtag.modules.embedders import CASINGS, WordEmbedder
 from seqtag.modules.language_model import LanguageModel
 from seqtag.modules.recurrent import cell
@@ -68,6 +69,18 @@ def select_centre(emissions: torch.Tensor, batch: TaggingBatch) -> torch.Tensor:
     return emissions.gather(1, batch.centre.unsqueeze(-1).expand(-1, -1, emissions.size(-1)))
 
 
+def global_vector(encoded: torch.Tensor, lengths: torch.Tensor, pooling: str) -> torch.Tensor:
+    """The encoder outputs ``(B, T, D)`` max- or mean-pooled over each row's ``lengths`` real positions, repeated at
+    every position ``(B, T, D)``."""
+    real = (torch.arange(encoded.size(1), device=encoded.device).unsqueeze(0)
+            < lengths.to(encoded.device).unsqueeze(1)).unsqueeze(2)  # (B, T, 1)
+    if pooling == "max":
+        pooled = encoded.masked_fill(~real, float("-inf")).max(dim=1).values  # (B, D)
+    else:
+        pooled = (encoded * real).sum(1) / real.sum(1).clamp(min=1)  # (B, D)
+    return pooled.unsqueeze(1).expand_as(encoded)
+
+
 class Tagger(nn.Module):
     """The network. Sizes come from the vocabularies; everything else from ``config``.
 
@@ -82,6 +95,9 @@ class Tagger(nn.Module):
             (``embeddings.contextual``), or None.
         contextual_trainable: whether it learns with the tagger; frozen (the default) it runs without
             gradient and without dropout.
+
+    With ``config.char_lm`` on, ``contextual`` is the character language model trained jointly: its
+    states pass through highway layers and :meth:`loss` adds its next-character loss.
     """
 
     def __init__(
@@ -99,8 +115,11 @@ class Tagger(nn.Module):
         self.config = config
         self.words = words
         self.contextual = contextual
-        self.contextual_trainable = contextual_trainable
-        if contextual is not None:
+        self.joint_lm = bool(config.char_lm.hidden_size)
+        if self.joint_lm and contextual is None:
+            raise ValueError("model.char_lm needs its language model")
+        self.contextual_trainable = contextual_trainable or self.joint_lm
+        if contextual is not None and not self.joint_lm:
             for name, parameter in contextual.named_parameters():  # its softmax layers are not used here
                 if not contextual_trainable or name.split(".")[1].startswith("decoder"):
                     parameter.requires_grad_(False)
@@ -111,6 +130,9 @@ class Tagger(nn.Module):
         self.chars: nn.Module | None = None
         if char.encoder == "cnn":
             self.chars = CharCNN(num_chars, char.dim, char.filters, char.kernel_size, char.dropout)
+        elif char.encoder == "intnet":
+            self.chars = CharIntNet(num_chars, char.dim, char.filters, char.kernel_size, char.blocks, tuple(char.widths),
+                                    char.dropout)
         elif char.encoder == "lstm":
             self.chars = CharLSTM(num_chars, char.dim, char.hidden_size, char.dropout, char.cell)
         if self.chars is not None:
@@ -119,14 +141,17 @@ class Tagger(nn.Module):
         size += config.casing_dim
         self.features = nn.ModuleList(nn.Embedding(n, config.feature_dim, padding_idx=0) for n in feature_sizes)
         size += config.feature_dim * len(feature_sizes)
+        self.highway: Highway | None = None
         if contextual is not None:
             size += contextual.output_dim
-        self.dropout = Dropout(config.dropout)
+            if self.joint_lm and config.char_lm.highway_layers:
+                self.highway = Highway(contextual.output_dim, config.char_lm.highway_layers)
+        self.dropout: nn.Module = LockedDropout(config.dropout) if config.locked_dropout else Dropout(config.dropout)
         self.cell = cell(config.encoder.cell)
         encoder = config.encoder
         self.encoder = self.cell.build(size, encoder.hidden_size, encoder.num_layers, encoder.dropout, bidirectional=True)
         self.cell.initialize(self.encoder)
-        self.emissions = nn.Linear(2 * config.encoder.hidden_size, num_tags)
+        self.emissions = nn.Linear((4 if config.global_vector != "none" else 2) * config.encoder.hidden_size, num_tags)
         self.crf: CRF | PytorchCRF | None = None
         if config.decoder == "crf":
             crf_class = CRF if config.crf.backend == "seqtag" else PytorchCRF
@@ -134,6 +159,11 @@ class Tagger(nn.Module):
 
     def forward(self, batch: TaggingBatch) -> torch.Tensor:
         """Emission scores ``(B, T, num_tags)``."""
+        return self._forward(batch)[0]
+
+    def _forward(self, batch: TaggingBatch, lm_loss: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Emission scores ``(B, C, num_tags)`` and, if ``lm_loss``, the joint character language model's
+        loss of each sentence ``(B,)`` (None without one)."""
         words = batch.words
         if self.training and self.config.word_dropout > 0:
             candidates = self.replaceable[words.clamp(max=self.replaceable.size(0) - 1)] & (words < self.replaceable.size(0))
@@ -147,15 +177,39 @@ class Tagger(nn.Module):
         if len(self.features):
             assert batch.features is not None, "this model needs its feature columns"
             parts.extend(embed(batch.features[:, :, i]) for i, embed in enumerate(self.features))  # F x (B, T, feature_dim)
+        lm_nll = None
         if self.contextual is not None:
             assert batch.lm_ids is not None and batch.lm_lengths is not None, "this model needs its language-model input"
             assert batch.lm_last is not None and batch.lm_first is not None
             with torch.set_grad_enabled(torch.is_grad_enabled() and self.contextual_trainable):
-                parts.append(self.contextual.states_at(batch.lm_ids, batch.lm_lengths, batch.lm_last,
-                                                       batch.lm_first))  # (B, T, directions * H)
+                states = self.contextual.hidden_states(batch.lm_ids, batch.lm_lengths)  # {direction: (B, L, H)}
+                vectors = self.contextual.states_at(batch.lm_ids, batch.lm_lengths, batch.lm_last, batch.lm_first,
+                                                    states)  # (B, T, directions * H)
+                if self.highway is not None:
+                    vectors = self.highway(vectors)
+                parts.append(vectors)
+                if lm_loss and self.joint_lm:
+                    lm_nll = self._lm_nll(states, batch.lm_ids, batch.lm_lengths)
         features = self.dropout(torch.cat(parts, dim=-1))
         encoded = self.cell.run(self.encoder, features, batch.lengths)  # (B, T, 2H)
-        return select_centre(self.emissions(self.dropout(encoded)), batch)  # (B, T, 2H) -> (B, T, K) -> (B, C, K)
+        if self.config.global_vector != "none":
+            encoded = torch.cat([encoded, global_vector(encoded, batch.lengths, self.config.global_vector)], dim=2)
+        return select_centre(self.emissions(self.dropout(encoded)), batch), lm_nll  # (B, T, K) -> (B, C, K)
+
+    def _lm_nll(self, states: dict[str, torch.Tensor], ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Mean next-symbol loss of each row ``(B,)``, summed over the directions: the forward model
+        predicts ``ids[t + 1]`` from its state at ``t``, the backward one ``ids[t - 1]``."""
+        assert self.contextual is not None
+        steps = ids.size(1) - 1
+        real = torch.arange(steps, device=ids.device).unsqueeze(0) < (lengths.to(ids.device) - 1).unsqueeze(1)  # (B, L-1)
+        total = torch.zeros(ids.size(0), device=ids.device)
+        for direction, outputs, targets in (("forward", lambda h: h[:, :-1], ids[:, 1:]),
+                                            ("backward", lambda h: h[:, 1:], ids[:, :-1])):
+            if direction in states:
+                logits = self.contextual.lm(direction).logits(outputs(states[direction]))  # (B, L-1, V)
+                nll = nn.functional.cross_entropy(logits.transpose(1, 2).float(), targets, reduction="none")  # (B, L-1)
+                total = total + (nll * real).sum(1) / real.sum(1).clamp(min=1)
+        return total
 
     def train(self, mode: bool = True) -> "Tagger":
         """As :meth:`nn.Module.train`, but a frozen contextual language model stays in evaluation mode (no dropout)."""
@@ -167,13 +221,15 @@ class Tagger(nn.Module):
     def loss(self, batch: TaggingBatch, reduction: str = "sum") -> torch.Tensor:
         """Negative log-likelihood (CRF) or cross-entropy (softmax), summed or averaged over sentences."""
         assert batch.tags is not None, "loss needs gold tags"
-        emissions = self(batch)
+        emissions, lm_nll = self._forward(batch, lm_loss=self.training)
         if self.crf is not None:
             with torch.autocast(emissions.device.type, enabled=False):  # the forward algorithm in fp32
                 per_sentence = self.crf(emissions.float(), batch.tags, batch.mask)  # (B,)
         else:
             token_loss = nn.functional.cross_entropy(emissions.transpose(1, 2), batch.tags, reduction="none")
             per_sentence = (token_loss * batch.mask).sum(1)
+        if lm_nll is not None:
+            per_sentence = per_sentence + self.config.char_lm.loss_weight * lm_nll
         return per_sentence.sum() if reduction == "sum" else per_sentence.mean()
 
     def decode(self, batch: TaggingBatch, emissions: torch.Tensor | None = None) -> torch.Tensor:

@@ -135,7 +135,15 @@ class ExportableTagger(nn.Module):
             backward, _ = self.directions[2 * layer + 1](flipped)
             backward = torch.gather(backward, 1, reverse.repeat(1, 1, backward.size(2)))
             output = torch.cat([forward, backward], dim=2)  # (B, T, 2H)
-        output = output * (positions < lengths.unsqueeze(1)).unsqueeze(2).to(output.dtype)
+        real = (positions < lengths.unsqueeze(1)).unsqueeze(2)  # (B, T, 1)
+        output = output * real.to(output.dtype)
+        pooling = tagger.config.global_vector
+        if pooling != "none":  # as seqtag.tasks.tagging.model.global_vector
+            if pooling == "max":
+                pooled = output.masked_fill(~real, float("-inf")).max(dim=1).values  # (B, 2H)
+            else:
+                pooled = output.sum(1) / lengths.unsqueeze(1).to(output.dtype)  # (B, 2H)
+            output = torch.cat([output, pooled.unsqueeze(1).expand_as(output)], dim=2)  # (B, T, 4H)
         return tagger.emissions(output)  # (B, T, K)
 
 

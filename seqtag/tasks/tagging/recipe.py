@@ -14,13 +14,33 @@ from seqtag.modules.recurrent import CellName
 class CharConfig(Section):
     """Character encoder of each word."""
 
-    encoder: Literal["cnn", "lstm", "none"] = "cnn"
+    encoder: Literal["cnn", "intnet", "lstm", "none"] = Field(
+        "cnn", description="cnn (Ma & Hovy), intnet (a wide densely connected funnel CNN, Xin et al. 2018), "
+        "lstm (a character BiRNN, Lample et al.) or none")
     dim: int = Field(30, ge=1, le=MAX_SIZE)
     filters: int = Field(30, ge=1, le=MAX_SIZE)
     kernel_size: int = Field(3, ge=1, le=MAX_WINDOW)
+    blocks: int = Field(2, ge=1, le=MAX_LAYERS, description="funnel blocks of the intnet encoder")
+    widths: list[int] = Field(default_factory=lambda: [3, 5], min_length=1, max_length=8,
+                              description="odd convolution widths of each intnet block")
     hidden_size: int = Field(25, ge=1, le=MAX_SIZE)
     dropout: float = Field(0.5, ge=0, lt=1)
     cell: CellName = Field("lstm", description="recurrent cell of the character BiRNN (encoder: lstm): any recurrent cell, e.g. lstm or gru")
+
+
+class CharLMConfig(Section):
+    """A character language model trained jointly with the tagger (LM-LSTM-CRF, Liu et al. 2018): forward
+    and backward character LSTMs over the sentence (with its document context), whose states at each
+    word's boundaries reach the tagger through highway layers, with their next-character loss added to
+    the tagger's."""
+
+    hidden_size: int = Field(0, ge=0, le=MAX_SIZE, description="state size of each direction; 0 turns it off")
+    embedding_dim: int = Field(30, ge=1, le=MAX_SIZE)
+    cell: CellName = "lstm"
+    dropout: float = Field(0.5, ge=0, lt=1, description="on the character embeddings and the states")
+    highway_layers: int = Field(1, ge=0, le=MAX_LAYERS)
+    loss_weight: float = Field(1.0, ge=0, le=100, description="weight of the mean per-character language-model "
+                               "loss of a sentence (both directions) against its tagging loss")
 
 
 class RNNConfig(Section):
@@ -58,6 +78,13 @@ class TaggerModelConfig(Section):
         "between -DOCSTART- lines; raw text: one paragraph or tag() call; spaCy: one Doc) read by the encoder on "
         "each side of a sentence, which alone is tagged (0: each sentence alone)"
     )
+    locked_dropout: bool = Field(False, description="dropout on the encoder's input and output with one mask per "
+                                 "sentence and feature for all time steps (variational dropout)")
+    global_vector: Literal["none", "max", "mean"] = Field(
+        "none", description="a vector of the whole encoded input (the sentence with its document context), "
+        "max- or mean-pooled over the encoder's outputs, concatenated to every token's before the output layer "
+        "(after GCDT, Liu et al. 2019)")
+    char_lm: CharLMConfig = CharLMConfig()
     decoder: Literal["crf", "softmax"] = "crf"
     crf: CRFConfig = CRFConfig()
     init_from: str | None = Field(
@@ -153,4 +180,11 @@ class TaggingRecipe(TextRecipe):
         if data.feature_columns and (data.hub or data.disk or data.format != "conll"):
             found.append("data.feature_columns: only CoNLL files have feature columns")
         found.extend(self.embeddings.problems(self))
+        if self.model.char_lm.hidden_size and self.embeddings.contextual:
+            found.append("model.char_lm and embeddings.contextual: a tagger has one language model; set "
+                         "model.char_lm.hidden_size=0 or embeddings.contextual=null")
+        char = self.model.char
+        if char.encoder == "intnet" and any(width % 2 == 0 for width in (char.kernel_size, *char.widths)):
+            found.append(f"model.char: the intnet encoder needs odd widths, not kernel_size {char.kernel_size} "
+                         f"and widths {char.widths}")
         return found

@@ -31,7 +31,7 @@ from seqtag.errors import ArchiveError, DataError, RecipeError, SeqtagError, sho
 from seqtag.evaluation import span_metrics, token_accuracy
 from seqtag.io import read_archive
 from seqtag.modules.embedders import casing
-from seqtag.modules.language_model import LanguageModel, pad_sentences, sentence_symbols
+from seqtag.modules.language_model import SEPARATORS, LanguageModel, pad_sentences, sentence_symbols
 from seqtag.tasks import transfer
 from seqtag.tasks.base import Task, check_tensors
 from seqtag.tasks.tagging.model import Tagger, TaggingBatch, select_centre
@@ -190,6 +190,17 @@ def read_contextual(recipe: TaggingRecipe) -> tuple[Contextual, dict[str, torch.
     return contextual, content["tensors"]
 
 
+def joint_language_model(recipe: TaggingRecipe, train: Sequence[Sentence]) -> Contextual:
+    """The character language model of ``model.char_lm``: forward and backward, over the characters of the
+    training sentences (and the space and newline that join and end them)."""
+    config = recipe.model.char_lm
+    counts = Counter(c for s in train for tok in s.tokens for c in tok)
+    counts.update(SEPARATORS["char"] + " ")
+    architecture = {"embedding_dim": config.embedding_dim, "hidden_size": config.hidden_size, "num_layers": 1,
+                    "cell": config.cell, "direction": "both", "dropout": config.dropout, "tie_weights": False}
+    return Contextual(Vocabulary.from_counts(counts), "char", architecture)
+
+
 def warn_swapped_columns(sentences: Sequence[Sentence], sample: int = 2000) -> None:
     """Warn when the word column looks like tags and the label column like words (swapped
     ``data.word_column`` / ``data.label_column``): judged on the first ``sample`` tokens."""
@@ -317,6 +328,8 @@ class TaggingTask(Task):
         features = [Vocabulary.from_counts(Counter(value for s in train for value in cls._column(s, column)))
                     for column in recipe.data.feature_columns]
         contextual, lm_weights = read_contextual(recipe) if recipe.embeddings.contextual else (None, None)
+        if recipe.model.char_lm.hidden_size:
+            contextual = joint_language_model(recipe, train)
         task = cls(recipe, words, chars, tags, scheme, word_dim, features=features, contextual=contextual)
         if task.model.contextual is not None and lm_weights is not None:
             task.model.contextual.load_state_dict(lm_weights)
@@ -670,7 +683,9 @@ class TaggingTask(Task):
 
     def describe(self, splits: dict[str, list[Any]]) -> str:
         text = super().describe(splits)
-        if self.contextual is not None:
+        if self.recipe.model.char_lm.hidden_size:
+            text += f"; a character language model trained jointly ({self.recipe.model.char_lm.hidden_size} states)"
+        elif self.contextual is not None:
             text += (f"; contextual {self.contextual.level} language model ({self.contextual.config['direction']}, "
                      f"{'fine-tuned' if self.recipe.embeddings.contextual_trainable else 'frozen'})")
         return f"{text}; tags {self.corpus_scheme.upper()} -> {self.train_scheme.upper()}"
