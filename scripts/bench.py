@@ -10,7 +10,11 @@ memory are clean:
   for each batch size and thread count;
 * prediction throughput: tokens/s tagging the whole test set (pre-tokenised),
   plus model load time, peak RSS and the test F1 of the predictions; with
-  ``--onnx`` also with the network run by ONNX Runtime (``seqtag export``).
+  ``--onnx`` also with the network run by ONNX Runtime (``seqtag export``);
+* the command line as users run it (``--cli``, on by default): wall time of
+  ``seqtag --version`` and of ``seqtag predict MODEL`` on one sentence, and
+  ``seqtag predict MODEL test.txt`` end to end (start-up, load, read, tag,
+  write), each with its peak RSS (medians of ``--repeats`` runs).
 
 The model is the CoNLL-03 recipe's (Ma & Hovy: GloVe 50d, char CNN 30x3,
 BiLSTM 200, CRF). Prediction uses ``--model`` if given (a trained file),
@@ -200,6 +204,50 @@ def versus_flair(args: argparse.Namespace, threads: list[int], batch_sizes: list
     return rows
 
 
+def _command_line() -> list[str]:
+    """The ``seqtag`` console script of this Python (not a version-manager shim), or ``python -m seqtag.cli``."""
+    script = Path(sys.executable).parent / "seqtag"
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "seqtag.cli"]
+
+
+def _run_measured(command: list[str], threads: int) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of one run of ``command``; SystemExit if it fails."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    if status != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{process.stderr.read().decode()[-3000:] if process.stderr else ''}")
+    return seconds, usage.ru_maxrss / 1024.0
+
+
+def command_line_figures(args: argparse.Namespace, model: str, threads: int, folder: Path) -> list[dict]:
+    """``seqtag --version``, ``seqtag predict`` on one sentence and on the whole test set, as users run them."""
+    from seqtag.data.conll import read_conll
+
+    test = Path(args.data) / "test.txt"
+    tokens = sum(len(s) for s in read_conll(test, 0, 3))
+    one = folder / "one-sentence.txt"
+    one.write_text("EU rejects German call to boycott British lamb .\n", encoding="utf-8")
+    seqtag = _command_line()
+    plans = [("--version", [*seqtag, "--version"], 0),
+             ("predict one", [*seqtag, "predict", model, str(one), "--format", "tokens", "--threads", str(threads),
+                              "-o", str(folder / "one.out")], 0),
+             ("predict test", [*seqtag, "predict", model, str(test), "--threads", str(threads),
+                               "-o", str(folder / "test.out")], tokens)]
+    rows = []
+    for what, command, count in plans:
+        runs = [_run_measured(command, threads) for _ in range(args.repeats)]
+        seconds = statistics.median(r[0] for r in runs)
+        rows.append({"what": what, "threads": threads, "seconds": round(seconds, 3),
+                     "peak_rss_mb": round(statistics.median(r[1] for r in runs), 1),
+                     "tok_per_s": round(count / seconds, 1) if count else None, "runs": [list(r) for r in runs]})
+        print(f"cli {what:<13} threads={threads} {seconds:6.2f} s  peak RSS {rows[-1]['peak_rss_mb']:.0f} MB",
+              file=sys.stderr)
+    return rows
+
+
 def make_untrained_model(args: argparse.Namespace, folder: Path) -> Path:
     task, _ = _task(args.data, args.set or [])
     return task.save(folder / "untrained.seqtag")
@@ -220,6 +268,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="alternating repetitions per measurement with --vs-flair")
     parser.add_argument("--skip-train", action="store_true")
     parser.add_argument("--skip-predict", action="store_true")
+    parser.add_argument("--skip-cli", action="store_true", help="do not time the command line (start-up, predict)")
     parser.add_argument("--onnx", action="store_true",
                         help="also measure prediction with ONNX Runtime (exports the model; needs seqtag[onnx])")
     parser.add_argument("--onnx-file", help=argparse.SUPPRESS)
@@ -237,7 +286,10 @@ def main() -> None:
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     results: list[dict] = []
     versus: list[dict] = []
+    cli: list[dict] = []
     with tempfile.TemporaryDirectory() as folder:
+        needs_model = not (args.skip_predict and args.skip_cli and not args.vs_flair)
+        model = args.model or (str(make_untrained_model(args, Path(folder))) if needs_model else "")
         if not args.skip_train:
             for t in threads:
                 for b in batch_sizes:
@@ -245,7 +297,6 @@ def main() -> None:
                                                 "--train-sentences", str(args.train_sentences), "--warmup", str(args.warmup)]))
                     print(f"train   threads={t} batch={b:<4} {results[-1]['sent_per_s']:>8.1f} sentences/s", file=sys.stderr)
         if not args.skip_predict:
-            model = args.model or str(make_untrained_model(args, Path(folder)))
             runtimes = [[]]
             if args.onnx:
                 import seqtag
@@ -259,8 +310,9 @@ def main() -> None:
                                                 "--batch-size", str(args.predict_batch_size), *runtime]))
                     print(f"{results[-1]['what']} threads={t} batch={args.predict_batch_size:<4} "
                           f"{results[-1]['tok_per_s']:>8.0f} tokens/s", file=sys.stderr)
+        if not args.skip_cli:
+            cli = command_line_figures(args, model, max(threads), Path(folder))
         if args.vs_flair:
-            model = args.model or str(make_untrained_model(args, Path(folder)))
             versus = versus_flair(args, threads, batch_sizes, model, Path(folder))
     print(f"\nseqtag {_version()} | torch {_torch_version()} | {os.cpu_count()} CPUs | CoNLL-03 ({args.data})")
     print(f"{'measure':<13}{'threads':>8}{'batch':>7}{'sent/s':>10}{'tokens/s':>11}{'load s':>8}{'peak RSS MB':>13}")
@@ -278,12 +330,17 @@ def main() -> None:
             base = torch_rows[r["threads"]]
             print(f"ONNX Runtime / PyTorch, {r['threads']} thread(s): {r['tok_per_s'] / base['tok_per_s']:.2f}x tokens/s, "
                   f"test F1 {r['f1']:.2f} vs {base['f1']:.2f}")
+    if cli:
+        print(f"\ncommand line ({cli[0]['threads']} threads, medians of {args.repeats} runs)")
+        for r in cli:
+            rate = f"{r['tok_per_s']:>9.0f} tokens/s" if r["tok_per_s"] else ""
+            print(f"seqtag {r['what']:<14}{r['seconds']:>7.2f} s  peak RSS {r['peak_rss_mb']:>5.0f} MB  {rate}")
     if versus:
         print(f"\nside by side with flair (medians of {args.repeats} alternating runs)")
         print(f"{'measure':<10}{'threads':>8}{'batch':>7}{'seqtag':>11}{'flair':>11}  {'unit':<9}{'ratio':>6}")
         for r in versus:
             print(f"{r['what']:<10}{r['threads']:>8}{r['batch']:>7}{r['seqtag_median']:>11.1f}{r['flair_median']:>11.1f}  {r['unit']:<9}{r['ratio']:>6.2f}")
-    Path(args.json).write_text(json.dumps({"results": results, "vs_flair": versus, "version": _version()}, indent=2) + "\n")
+    Path(args.json).write_text(json.dumps({"results": results, "cli": cli, "vs_flair": versus, "version": _version()}, indent=2) + "\n")
     print(f"\nwrote {args.json}")
 
 

@@ -35,10 +35,11 @@ class CharLMConfig(Section):
     the tagger's."""
 
     hidden_size: int = Field(0, ge=0, le=MAX_SIZE, description="state size of each direction; 0 turns it off")
-    embedding_dim: int = Field(30, ge=1, le=MAX_SIZE)
-    cell: CellName = "lstm"
+    embedding_dim: int = Field(30, ge=1, le=MAX_SIZE, description="size of the character embeddings")
+    cell: CellName = Field("lstm", description="recurrent cell of both language models")
     dropout: float = Field(0.5, ge=0, lt=1, description="on the character embeddings and the states")
-    highway_layers: int = Field(1, ge=0, le=MAX_LAYERS)
+    highway_layers: int = Field(1, ge=0, le=MAX_LAYERS, description="highway layers between the language "
+                                "models' states and the tagger (0: the states as they are)")
     loss_weight: float = Field(1.0, ge=0, le=100, description="weight of the mean per-character language-model "
                                "loss of a sentence (both directions) against its tagging loss")
 
