@@ -143,7 +143,8 @@ class ExportableTagger(nn.Module):
                 pooled = output.masked_fill(~real, float("-inf")).max(dim=1).values  # (B, 2H)
             else:
                 pooled = output.sum(1) / lengths.unsqueeze(1).to(output.dtype)  # (B, 2H)
-            output = torch.cat([output, pooled.unsqueeze(1).expand_as(output)], dim=2)  # (B, T, 4H)
+            # broadcast by addition: nothing shape-specific is traced
+            output = torch.cat([output, torch.zeros_like(output) + pooled.unsqueeze(1)], dim=2)  # (B, T, 4H)
         return tagger.emissions(output)  # (B, T, K)
 
 
