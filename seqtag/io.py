@@ -24,9 +24,10 @@ import io
 import json
 import mmap
 import os
+import sys
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -173,6 +174,20 @@ def _mapped_member(path: Path, archive: zipfile.ZipFile, name: str) -> memoryvie
     return memoryview(mapped)[start : start + info.file_size]
 
 
+def _drop_pages(view: memoryview) -> None:
+    """Unmap the resident pages of a memory-mapped member from this process, keeping the mapping
+    (``MADV_DONTNEED``; Linux only). The checksum and the finite check read every page, and only
+    those the model reads later (the rows prediction looks up) need to be resident. Nothing has
+    written to the copy-on-write mapping yet, so every page is a clean copy of the file: the next
+    access reads it again from the page cache, where the other processes of a worker pool share it.
+    """
+    mapped = view.obj
+    advice = getattr(mmap, "MADV_DONTNEED", None)
+    if isinstance(mapped, mmap.mmap) and advice is not None and sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, ValueError):
+            mapped.madvise(advice)
+
+
 def _tensors_in_place(data: memoryview) -> dict[str, torch.Tensor]:
     """The tensors of safetensors ``data`` as views of it (no copy; a misaligned tensor is copied).
     ValueError for anything that is not well-formed safetensors."""
@@ -214,10 +229,25 @@ def _tensors_in_place(data: memoryview) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def _all_finite(tensor: torch.Tensor, chunk: int = 1 << 22) -> bool:
-    """Whether a floating-point tensor holds no NaN or infinity (checked in chunks: no tensor-sized temporary)."""
+def _all_finite(tensor: torch.Tensor, chunk: int = 1 << 18, after_chunk: Callable[[], None] = lambda: None) -> bool:
+    """Whether a floating-point tensor holds no NaN or infinity, checked in chunks of 256K values
+    (temporaries of 256 KB, not of the tensor's size); ``after_chunk`` runs after each."""
     flat = tensor.reshape(-1)
-    return all(bool(torch.isfinite(flat[i : i + chunk]).all()) for i in range(0, flat.numel(), chunk))
+    for start in range(0, flat.numel(), chunk):
+        finite = bool(torch.isfinite(flat[start : start + chunk]).all())
+        after_chunk()
+        if not finite:
+            return False
+    return True
+
+
+def _sha256(data: memoryview, after_chunk: Callable[[], None], chunk: int = 1 << 22) -> str:
+    """The SHA-256 of ``data``, read in chunks of 4 MB; ``after_chunk`` runs after each."""
+    digest = hashlib.sha256()
+    for start in range(0, len(data), chunk):
+        digest.update(data[start : start + chunk])
+        after_chunk()
+    return digest.hexdigest()
 
 
 class ModelMeta(BaseModel):
@@ -248,7 +278,10 @@ def read_archive(path: str | Path) -> dict[str, Any]:
         mapped = _mapped_member(path, archive, "weights.safetensors")
         weights = mapped if mapped is not None else memoryview(bytearray(_member(archive, "weights.safetensors", path)))
         members = {name: _json(archive, name, path) for name in ("recipe.json", "vocab.json", "metrics.json")}
-    if hashlib.sha256(weights).hexdigest() != meta["weights_sha256"]:
+    # Mapped weights: the pages each chunk of the checks brought in are unmapped again at once, so
+    # loading never holds them all (prediction maps back in only the rows it reads).
+    release = (lambda: _drop_pages(mapped)) if mapped is not None else (lambda: None)
+    if _sha256(weights, release) != meta["weights_sha256"]:
         raise ArchiveError(f"{path}: the weights are corrupted (checksum mismatch)")
     try:
         tensors = _tensors_in_place(weights)
@@ -257,8 +290,9 @@ def read_archive(path: str | Path) -> dict[str, Any]:
     # Tables stored in half precision (meta's half_precision) stay so in memory; the modules that
     # hold them widen the rows they look up.
     for name, tensor in tensors.items():
-        if tensor.is_floating_point() and not _all_finite(tensor):
+        if tensor.is_floating_point() and not _all_finite(tensor, after_chunk=release):
             raise ArchiveError(f"{path}: the weights are broken: {shorten(name)} holds NaN or infinite values")
+    release()
     for name, value in members.items():
         if not isinstance(value, dict):
             raise ArchiveError(f"{path}: {name} is corrupted (a JSON object expected, found {type(value).__name__})")

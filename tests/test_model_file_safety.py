@@ -11,11 +11,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load as load_safetensors
 
 import seqtag
 from seqtag.errors import ArchiveError
+from seqtag.io import read_archive
 from seqtag.training.checkpoint import load_checkpoint
 from tests.conftest import ROOT
+
+COMPAT_TAGGER = ROOT / "tests" / "fixtures" / "compat" / "tagging.seqtag"
 
 
 class Payload:
@@ -86,3 +90,36 @@ def test_no_code_path_can_unpickle():
                            r"KeyedVectors\.load\(|pd\.read_pickle", re.MULTILINE)
     offenders = [str(path) for path in (ROOT / "seqtag").rglob("*.py") if forbidden.search(path.read_text(encoding="utf-8"))]
     assert offenders == []
+
+
+def _resident_kb(path: Path) -> int:
+    """Kilobytes of this process's mappings of ``path`` that are resident (/proc/self/smaps)."""
+    total, inside = 0, False
+    target = str(path.resolve())
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        fields = line.split()
+        if fields and "-" in fields[0] and len(fields) >= 5 and ":" not in fields[0]:  # a mapping's header line
+            inside = len(fields) >= 6 and " ".join(fields[5:]) == target
+        elif inside and fields[:1] == ["Rss:"]:
+            total += int(fields[1])
+    return total
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="reads /proc/self/smaps (Linux)")
+def test_mapped_weights_are_checked_then_left_to_the_page_cache(tmp_path):
+    """The checksum and finite check read every page of the mapped weights; loading then unmaps
+    them from the process (they stay in the page cache), and a tensor read afterwards reads the
+    file again: the same values, nothing zeroed."""
+    tagger = seqtag.load(COMPAT_TAGGER, device="cpu")
+    copy = tagger.task.save(tmp_path / "copy.seqtag")
+    content = read_archive(copy)
+    assert _resident_kb(copy) == 0
+    with zipfile.ZipFile(copy) as archive:
+        stored = load_safetensors(archive.read("weights.safetensors"))
+    assert stored.keys() == content["tensors"].keys()
+    assert all(torch.equal(content["tensors"][name], tensor) for name, tensor in stored.items())
+    assert _resident_kb(copy) > 0  # read again, from the file
+    again = seqtag.load(copy, device="cpu")
+    text = "Peter Blackburn visited the European Commission in Brussels on Monday."
+    assert [s.tags for s in again.tag(text)] == [s.tags for s in tagger.tag(text)]
+    assert again.task.words.vocab.is_compact  # a loaded word index holds its words compactly

@@ -176,6 +176,10 @@ CASES: dict[str, tuple[Callable[[dict[str, bytes], Path], Path], str]] = {
                                   r"num_trainable_words is 10000000, not between 2 and the 938 words"),
     "10 million words": (edited_json("vocab.json", lambda data: data["words"]["items"].extend(map(str, range(10**6)))),
                          r"words.frozen is torch.float(?:16|32) \(0, 12\), .* needs? torch.float32 \(\d{6}, 12\)"),
+    "a word that is not a string": (edited_json("vocab.json", lambda data: data["words"]["items"].__setitem__(5, 17)),
+                                    r"inconsistent model file \(TypeError: a word list holds strings, not int\)"),
+    "a word twice": (edited_json("vocab.json", lambda data: data["words"]["items"].__setitem__(5, data["words"]["items"][4])),
+                     r"num_trainable_words is 938, not between 2 and the 937 words"),  # kept once, as always
     "task disagrees with the recipe": (edited_json("meta.json", set_path(["task"], "tree-sentiment")),
                                        r"meta.json says task 'tree-sentiment', recipe.json is a 'tagging' recipe"),
     "unknown task": (edited_json("meta.json", set_path(["task"], "x" * 10_000)), r"unknown task 'xxxx.*characters\)"),
