@@ -4,9 +4,7 @@ batch to a device."""
 from __future__ import annotations
 
 import dataclasses
-import queue
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from itertools import chain
 from typing import Any, TypeVar
 
@@ -46,46 +44,6 @@ def length_batches(
     if generator is not None:
         batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
     return batches
-
-
-def prefetched(make: Callable[[Any], B], items: Sequence[Any], depth: int = 2) -> Iterator[B]:
-    """``make(item)`` for each item, in order, made by a background thread up to ``depth`` ahead.
-
-    For prediction: the next batch is padded in Python while the network (whose kernels release
-    the GIL) runs on the current one. An exception in ``make`` is raised here, at its item; a
-    consumer that stops early stops the thread at its next item.
-    """
-    if len(items) < 2:
-        yield from (make(item) for item in items)
-        return
-    ready: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def produce() -> None:
-        for item in items:
-            if stop.is_set():
-                return
-            try:
-                ready.put((True, make(item)))
-            except BaseException as error:  # handed to the consumer, raised there
-                ready.put((False, error))
-                return
-
-    thread = threading.Thread(target=produce, name="seqtag-prefetch", daemon=True)
-    thread.start()
-    try:
-        for _ in items:
-            ok, value = ready.get()
-            if not ok:
-                raise value
-            yield value
-    finally:
-        stop.set()
-        while thread.is_alive():  # unblock a producer waiting on a full queue
-            try:
-                ready.get_nowait()
-            except queue.Empty:
-                thread.join(0.01)
 
 
 def pad(rows: Sequence[Sequence[int]], width: int | None = None) -> torch.Tensor:

@@ -2,7 +2,6 @@
 
 import random
 
-import pytest
 import torch
 
 from seqtag.data.batching import length_batches
@@ -33,29 +32,3 @@ def test_training_batches_are_shuffled_and_ignore_the_token_budget() -> None:
     one = length_batches(lengths, 10, torch.Generator().manual_seed(1), max_tokens=50)
     assert sorted(len(b) for b in one) == [10] * 10
     assert one == length_batches(lengths, 10, torch.Generator().manual_seed(1))
-
-
-def test_prefetched_keeps_order_raises_at_the_failing_item_and_stops_early() -> None:
-    import threading
-
-    from seqtag.data.batching import prefetched
-
-    assert list(prefetched(lambda x: x * x, list(range(50)))) == [x * x for x in range(50)]
-    assert list(prefetched(str, [7])) == ["7"] and list(prefetched(str, [])) == []
-
-    def fail_at_5(x: int) -> int:
-        if x == 5:
-            raise ValueError("item 5")
-        return x
-
-    got = []
-    with pytest.raises(ValueError, match="item 5"):
-        for value in prefetched(fail_at_5, list(range(10))):
-            got.append(value)
-    assert got == [0, 1, 2, 3, 4]
-    made = []
-    stream = prefetched(lambda x: made.append(x) or x, list(range(1000)), depth=2)
-    assert next(stream) == 0
-    stream.close()  # the consumer stops: the thread ends without making the rest
-    assert not any(t.name == "seqtag-prefetch" and t.is_alive() for t in threading.enumerate())
-    assert len(made) < 10

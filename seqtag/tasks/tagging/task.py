@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from seqtag.data.batching import length_batches, pad, prefetched
+from seqtag.data.batching import length_batches, pad
 from seqtag.data.conll import ReadStats, Sentence, read_conll
 from seqtag.data.schemes import (
     allowed_transitions,
@@ -46,7 +46,6 @@ CONTEXT = 25  # tokens of context on each side of a window's kept middle part
 MAX_N_BEST = 100  # the most alternative tag sequences a prediction lists
 _UNKNOWN = object()  # not worked out yet
 PREDICT_TOKENS = 4096  # a prediction batch holds at most this many padded tokens (memory stays bounded)
-PREFETCH = True  # pad the next prediction batch in a background thread (with more than one CPU thread)
 
 
 @dataclass
@@ -560,16 +559,6 @@ class TaggingTask(Task):
         """Emissions from the ONNX runtime if one is set, else None (the model computes them)."""
         return None if self.runtime is None else select_centre(self.runtime(batch), batch)
 
-    def _batches_ahead(self, pieces: Sequence[Encoded], orders: Sequence[Sequence[int]]) -> Iterator[TaggingBatch]:
-        """The batches of ``orders`` (indices into ``pieces``), padded one ahead of the network by a
-        background thread when prediction has more than one CPU thread (``PREFETCH``)."""
-        def make(order: Sequence[int]) -> TaggingBatch:
-            return self.batch([pieces[i] for i in order])
-
-        if PREFETCH and torch.get_num_threads() > 1:
-            return prefetched(make, orders)
-        return (make(order) for order in orders)
-
     def predict_indices(self, encoded: Sequence[Encoded], batch_size: int = 256) -> list[list[int]]:
         """Tag indices (training scheme) for each encoded sentence, in input order (small calls on one
         thread: :func:`~seqtag.devices.threads_for`)."""
@@ -581,8 +570,8 @@ class TaggingTask(Task):
         self.model.eval()
         pieces, plans = self._pieces(encoded)
         results: list[list[int]] = [[] for _ in pieces]
-        orders = length_batches([len(e) for e in pieces], batch_size, max_tokens=PREDICT_TOKENS)
-        for order, batch in zip(orders, self._batches_ahead(pieces, orders), strict=True):
+        for order in length_batches([len(e) for e in pieces], batch_size, max_tokens=PREDICT_TOKENS):
+            batch = self.batch([pieces[i] for i in order])
             best = self.model.decode(batch, self._emissions(batch)).tolist()
             for row, i in enumerate(order):
                 results[i] = best[row][: pieces[i].size]
@@ -608,8 +597,8 @@ class TaggingTask(Task):
         self.model.eval()
         pieces, plans = self._pieces(self._encode_all(sentences, with_tags=False))
         tagged: list[tuple[list[int], list[float], list[tuple[list[str], float]]]] = [None] * len(pieces)  # type: ignore[list-item]
-        orders = length_batches([len(e) for e in pieces], batch_size, max_tokens=PREDICT_TOKENS)
-        for order, batch in zip(orders, self._batches_ahead(pieces, orders), strict=True):
+        for order in length_batches([len(e) for e in pieces], batch_size, max_tokens=PREDICT_TOKENS):
+            batch = self.batch([pieces[i] for i in order])
             decoded = self.model.decode_detailed(batch, n_best, self._emissions(batch))
             best = decoded.tags.tolist()
             chosen = decoded.marginals.gather(2, decoded.tags.unsqueeze(2)).squeeze(2).tolist()  # (B, T)
