@@ -51,6 +51,15 @@ RECIPE = ROOT / "recipes" / "conll03.yaml"
 
 
 def peak_rss_mb() -> float:
+    """This process's peak resident memory: ``VmHWM`` of /proc/self/status where there is one (the
+    rusage peak would include the parent's memory this worker was forked from: Linux keeps it
+    across exec), else ``ru_maxrss``."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
@@ -211,15 +220,24 @@ def _command_line() -> list[str]:
 
 
 def _run_measured(command: list[str], threads: int) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one run of ``command``; SystemExit if it fails."""
+    """Wall seconds and peak RSS (MB) of one run of ``command``; SystemExit if it fails.
+
+    The peak comes from GNU time (``/usr/bin/time -f %M``) when it is there: a child forked from
+    this process would report this process's own peak, which the fork copies (Linux keeps the
+    high-water mark across fork and exec).
+    """
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    if status != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{process.stderr.read().decode()[-3000:] if process.stderr else ''}")
-    return seconds, usage.ru_maxrss / 1024.0
+    gnu_time = Path("/usr/bin/time")
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as report:
+        prefix = [str(gnu_time), "-f", "%M", "-o", report.name] if gnu_time.exists() else []
+        started = time.perf_counter()
+        result = subprocess.run([*prefix, *command], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        seconds = time.perf_counter() - started
+        if result.returncode != 0:
+            raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr.decode()[-3000:]}")
+        text = report.read().strip().splitlines()
+    peak_kb = float(text[-1]) if prefix and text else float("nan")
+    return seconds, peak_kb / 1024.0
 
 
 def command_line_figures(args: argparse.Namespace, model: str, threads: int, folder: Path) -> list[dict]:

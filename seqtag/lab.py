@@ -840,7 +840,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lengths", type=int, nargs="+", default=None,
                         help="time lags T (adding: 50 100; temporal-order: 100, the paper's; continual-reber: the "
                              "training stream length, 100); reber has none")
-    parser.add_argument("--cells", nargs="+", choices=list(CELLS), default=["lstm", "gru", "rnn"])
+    parser.add_argument("--cells", nargs="+", choices=list(CELLS), default=["lstm", "gru", "rnn"],
+                        help="registry cells to compare (default: lstm gru rnn; the LSTM variants peephole, coupled, "
+                             "nfg, nig, nog and noaf cost several times lstm's fused kernel per batch here)")
     parser.add_argument("--seeds", type=int, default=3, help="runs per (T, cell), seeds first-seed, first-seed + 1, ...")
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--budget", type=int, default=None,

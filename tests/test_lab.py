@@ -192,6 +192,30 @@ def test_networks_come_from_the_registry_and_chrono_sets_the_gate_biases():
     assert reber(lab.reber_batch(["BTBTXSETE", "BPBPVVEPE"])).shape == (2, 8, 7)
 
 
+@pytest.mark.parametrize("name", ["peephole", "coupled", "nfg", "nig", "nog", "noaf"])
+def test_every_lstm_variant_runs_in_the_lab_with_chrono_biases_on_its_own_gates(name):
+    torch.manual_seed(0)
+    hidden, scale = 8, 50
+    network = lab.LabNetwork(name, 2, hidden, 1, per_step=False, chrono=scale)
+    assert isinstance(network.rnn, VariantLSTM)
+    layout = lab.GATE_LAYOUT[name]
+    bias = network.rnn.bias_ih_l0.detach()
+    blocks = {gate: bias[i * hidden : (i + 1) * hidden] for i, gate in enumerate(layout)}
+    assert len(bias) == len(layout) * hidden
+    if "f" in blocks:  # the forget gate starts open, by up to log(T - 1)
+        assert (blocks["f"] >= 0).all() and (blocks["f"] <= math.log(scale - 1) + 1e-6).all()
+    if "i" in blocks:  # the input gate starts mostly closed
+        assert (blocks["i"] <= 0).all() and blocks["i"].std() > 0
+    if "f" in blocks and "i" in blocks:
+        assert torch.equal(blocks["i"], -blocks["f"])
+    batch = lab.adding_batch(4, 12, torch.Generator().manual_seed(0))
+    loss = (network(batch) - batch.targets).pow(2).mean()
+    loss.backward()
+    gradients = [p.grad for p in network.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in gradients)
+    assert any(g.abs().sum() > 0 for g in gradients)
+
+
 def test_a_tiny_lab_writes_json_markdown_and_plot(tmp_path, capsys):
     out = tmp_path / "lab"
     argv = ["--problem", "adding", "--lengths", "10", "--cells", "lstm", "--seeds", "1", "--budget", "128",
