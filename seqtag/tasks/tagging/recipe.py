@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
@@ -21,7 +21,7 @@ class CharConfig(Section):
     filters: int = Field(30, ge=1, le=MAX_SIZE)
     kernel_size: int = Field(3, ge=1, le=MAX_WINDOW)
     blocks: int = Field(2, ge=1, le=MAX_LAYERS, description="funnel blocks of the intnet encoder")
-    widths: list[int] = Field(default_factory=lambda: [3, 5], min_length=1, max_length=8,
+    widths: list[Annotated[int, Field(ge=1, le=MAX_WINDOW)]] = Field(default_factory=lambda: [3, 5], min_length=1, max_length=8,
                               description="odd convolution widths of each intnet block")
     hidden_size: int = Field(25, ge=1, le=MAX_SIZE)
     dropout: float = Field(0.5, ge=0, lt=1)
