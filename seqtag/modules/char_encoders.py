@@ -16,6 +16,16 @@ from seqtag.modules.dropout import Dropout
 from seqtag.modules.recurrent import cell as recurrent_cell
 
 
+def uniform_char_embedding(num_chars: int, char_dim: int) -> nn.Embedding:
+    """Character embeddings initialised uniformly in +-sqrt(3 / dim) (Ma & Hovy), padding row 0 zero."""
+    embedding = nn.Embedding(num_chars, char_dim, padding_idx=0)
+    bound = (3.0 / char_dim) ** 0.5
+    nn.init.uniform_(embedding.weight, -bound, bound)
+    with torch.no_grad():
+        embedding.weight[0].zero_()
+    return embedding
+
+
 class CharCNN(nn.Module):
     """Character embeddings -> dropout -> 1-D convolution -> max-pool over the word.
 
@@ -29,11 +39,7 @@ class CharCNN(nn.Module):
 
     def __init__(self, num_chars: int, char_dim: int = 30, filters: int = 30, kernel_size: int = 3, dropout: float = 0.5) -> None:
         super().__init__()
-        self.embedding = nn.Embedding(num_chars, char_dim, padding_idx=0)
-        bound = (3.0 / char_dim) ** 0.5
-        nn.init.uniform_(self.embedding.weight, -bound, bound)
-        with torch.no_grad():
-            self.embedding.weight[0].zero_()
+        self.embedding = uniform_char_embedding(num_chars, char_dim)
         self.dropout = Dropout(dropout)
         self.conv = nn.Conv1d(char_dim, filters, kernel_size, padding=kernel_size // 2)
         self.output_dim = filters
@@ -82,11 +88,7 @@ class CharIntNet(nn.Module):
         super().__init__()
         if any(width % 2 == 0 for width in (kernel_size, *widths)):
             raise ValueError(f"IntNet convolution widths must be odd, not {(kernel_size, *widths)}")
-        self.embedding = nn.Embedding(num_chars, char_dim, padding_idx=0)
-        bound = (3.0 / char_dim) ** 0.5
-        nn.init.uniform_(self.embedding.weight, -bound, bound)
-        with torch.no_grad():
-            self.embedding.weight[0].zero_()
+        self.embedding = uniform_char_embedding(num_chars, char_dim)
         self.dropout = Dropout(dropout)
         self.first = nn.Conv1d(char_dim, filters, kernel_size, padding=kernel_size // 2)
         self.funnels = nn.ModuleList()
