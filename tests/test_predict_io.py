@@ -107,6 +107,11 @@ def test_detection_never_takes_plain_text_for_conll():
     assert detect_format(["Obama visited Berlin, Germany.", "He met Merkel."]) == "text"
     assert detect_format(["EU rejects German call to boycott British lamb .", "Peter Blackburn"]) == "tokens"
     assert detect_format(["EU rejects German call ."]) == "tokens"
+    # one pre-tokenised sentence of many words ending in punctuation is not a one-token CoNLL file
+    assert detect_format(["EU rejects German call to boycott British lamb ."]) == "tokens"
+    assert detect_format(["EU rejects German call to boycott British lamb .", "Peter met Anna in the old town ."]) == "tokens"
+    conllu = ["1\tEU\teu\tPROPN\tNNP\t_\t2\tnsubj\t_\tB-ORG", "2\trejects\treject\tVERB\tVBZ\t_\t0\troot\t_\tO"]
+    assert detect_format(conllu) == "conll"
     assert detect_format(["EU rejects German call .", "Peter met Anna there ."]) == "tokens"
     assert detect_format(CONLL.splitlines()) == "conll"
     assert detect_format(["EU B-ORG", "rejects O", "", "Peter B-PER"]) == "conll"

@@ -136,6 +136,7 @@ def resolve_format(path: str | Path, format: str = "auto") -> str:
 
 
 _TAG = re.compile(r"^(?:O|[BIESLU]-\S+|[A-Z][A-Z0-9$_|+*]*(?:[-.:][A-Za-z0-9$_|+*]+)*|[-.,:;`'\"()$#]+)$")
+_TOKEN_ID = re.compile(r"^\d+(?:[-.]\d+)?$")
 _ATTACHED = re.compile(r"[^\W\d_]{2}[,;:!?.]['\"’”)\]]*(?:\s|$)|[^\W\d_]['’][^\W\d_]|(?:^|\s)[\"“(][^\W\d_]")
 
 
@@ -146,7 +147,8 @@ def detect_format(lines: list[str]) -> str:
     * ``conll``: every non-blank line (``-DOCSTART-`` aside) has the same number of columns,
       and either there is one column and blank lines between sentences, or every column but
       the first (the last one, for more than 6 columns) looks like tags (``O``, ``B-PER``,
-      ``NNP``, ``,``: never ordinary lower-case words);
+      ``NNP``, ``,``: never ordinary lower-case words), there are at least two such lines, and
+      files of more than 6 columns number their tokens in the first (CoNLL-U, CoNLL-X);
     * ``text``: at least a fifth of the lines have punctuation attached to words
       (``Berlin,``, ``We're``, ``(the``), which pre-tokenised lines do not;
     * ``tokens`` otherwise.
@@ -168,7 +170,10 @@ def detect_format(lines: list[str]) -> str:
         if len(widths) == 1 and next(iter(widths)) <= 10:
             width = next(iter(widths))
             tag_columns = range(1, width) if width <= 6 else [width - 1]  # wide files (CoNLL-U...) have lemma columns
-            if (width == 1 and has_blank) or (width > 1 and all(_TAG.match(row[c].strip()) for row in rows for c in tag_columns)):
+            tagged = width > 1 and len(rows) > 1 and all(_TAG.match(row[c].strip()) for row in rows for c in tag_columns)
+            if width > 6:  # a wide file numbers its tokens (CoNLL-U, CoNLL-X); a sentence per line does not
+                tagged = tagged and all(_TOKEN_ID.match(row[0]) for row in rows)
+            if (width == 1 and has_blank) or tagged:
                 return "conll"
     elif any(line.startswith(DOCSTART) for line in content):
         return "conll"
