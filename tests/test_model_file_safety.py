@@ -123,3 +123,18 @@ def test_mapped_weights_are_checked_then_left_to_the_page_cache(tmp_path):
     text = "Peter Blackburn visited the European Commission in Brussels on Monday."
     assert [s.tags for s in again.tag(text)] == [s.tags for s in tagger.tag(text)]
     assert again.task.words.vocab.is_compact  # a loaded word index holds its words compactly
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.float16])
+def test_the_finiteness_check_is_exact_for_every_float_type(dtype):
+    """The check sums each chunk first: values whose sum overflows are still finite, and a NaN
+    or infinity anywhere, even in a sum of opposite infinities, is found."""
+    from seqtag.io import _all_finite
+
+    big = torch.finfo(dtype).max
+    assert _all_finite(torch.full((1000,), big, dtype=dtype), chunk=64)
+    assert _all_finite(torch.tensor([big, -big, big], dtype=dtype))
+    for poison in ([float("nan")], [float("inf"), float("-inf")], [float("-inf")]):
+        values = torch.zeros(1000, dtype=dtype)
+        values[700 : 700 + len(poison)] = torch.tensor(poison, dtype=dtype)
+        assert not _all_finite(values, chunk=64)

@@ -8,7 +8,6 @@ from array import array
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, ItemsView, Iterable, Iterator, Mapping, Sequence, ValuesView
-from itertools import accumulate
 from typing import Any, overload
 
 import numpy as np
@@ -54,9 +53,14 @@ class WordList(Sequence[str]):
             bad = next(item for item in items if not isinstance(item, str))
             raise TypeError(f"a word list holds strings, not {type(bad).__name__}") from None
         # Byte lengths: the character lengths when everything is ASCII, else each string encoded.
-        lengths = map(len, items) if len(blob) == sum(map(len, items)) else map(len, map(_utf8, items))
+        lengths = np.fromiter(map(len, items), dtype=np.int64, count=len(items))
+        if len(blob) != int(lengths.sum()):
+            lengths = np.fromiter(map(len, map(_utf8, items)), dtype=np.int64, count=len(items))
+        code = _typecode(len(blob))
+        offsets = np.zeros(len(items) + 1, dtype=np.dtype(code))
+        np.cumsum(lengths, out=offsets[1:], dtype=np.dtype(code))
         self._blob = blob
-        self._offsets = array(_typecode(len(blob)), accumulate(lengths, initial=0))
+        self._offsets = array(code, offsets.tobytes())
         self._hashes: array[int] | None = None
         self._index(items)
 
@@ -64,7 +68,7 @@ class WordList(Sequence[str]):
         """The sorted hashes of ``items``, the row of each, and where each run of hashes with the
         same top bits starts (ValueError for a repeated string)."""
         hashes = np.fromiter(map(hash, items), dtype=np.int64, count=len(items))
-        order = np.argsort(hashes, kind="stable")  # equal hashes: the earlier row first
+        order = np.argsort(hashes)  # equal hashes (of different strings) may come in any order
         hashes = hashes[order]
         same = np.flatnonzero(hashes[1:] == hashes[:-1])
         if same.size:  # equal hashes are rare (64 bits): are the strings equal too?
