@@ -150,3 +150,36 @@ def test_joint_language_model_adds_its_loss_and_learns_to_predict_characters(cor
         torch.manual_seed(1)
         without = model.loss(batch)
     assert with_lm > without
+
+
+def test_init_from_carries_the_joint_character_lm_over_by_symbol(corpus: Path, tmp_path: Path) -> None:
+    """model.init_from (the WNUT-17 recipe starts from the CoNLL-03 model) copies a jointly trained
+    character LM of the same architecture: its LSTMs as they are, its symbol rows by symbol, so a
+    corpus with other characters keeps what the LM learned; without a joint LM on both sides it
+    starts fresh."""
+    options = {"char_lm": {"hidden_size": 12, "embedding_dim": 8}}
+    source_run = run(recipe_from_dict(recipe_with(corpus, options)), tmp_path / "source")
+    assert source_run.model_path is not None
+    source = seqtag.load(source_run.model_path).task
+    other = tmp_path / "other"
+    other.mkdir()
+    write_documents(other / "train.txt", 20, 5)
+    with (other / "train.txt").open("a", encoding="utf-8") as out:
+        out.write("\n\nZürich B-LOC\nwäre O\n")  # characters the source never saw
+    recipe = recipe_with(other, {**options, "char_lm": {**options["char_lm"], "dropout": 0.2}, "init_from": str(source_run.model_path)})
+    recipe["data"].update({"dev": None, "test": None})
+    task, _ = TaggingTask.from_recipe(recipe_from_dict(recipe))
+    mine, theirs = task.model.contextual, source.model.contextual
+    assert task.contextual.symbols.itos != source.contextual.symbols.itos
+    for direction in ("forward", "backward"):
+        assert torch.equal(mine.lm(direction).rnn.weight_hh_l0, theirs.lm(direction).rnn.weight_hh_l0)
+        for symbol in ("J", "o", " "):
+            row, other_row = task.contextual.symbols.stoi[symbol], source.contextual.symbols.stoi[symbol]
+            assert torch.equal(mine.lm(direction).embedding.weight[row], theirs.lm(direction).embedding.weight[other_row])
+            assert torch.equal(mine.lm(direction).decoder.weight[row], theirs.lm(direction).decoder.weight[other_row])
+            assert mine.lm(direction).decoder.bias[row] == theirs.lm(direction).decoder.bias[other_row]
+    assert torch.equal(task.model.highway.state_dict()["layers.0.weight"], source.model.highway.state_dict()["layers.0.weight"])
+    recipe["model"]["char_lm"]["hidden_size"] = 10  # another architecture: the LM starts fresh
+    task, _ = TaggingTask.from_recipe(recipe_from_dict(recipe))
+    assert not torch.equal(task.model.contextual.lm("forward").embedding.weight[1:3],
+                           theirs.lm("forward").embedding.weight[1:3])

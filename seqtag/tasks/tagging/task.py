@@ -346,16 +346,44 @@ class TaggingTask(Task):
         return task
 
     def copy_vocabulary_rows(self, source: "TaggingTask") -> dict[str, int]:
-        """Character rows by symbol, when both models have the same kind of character encoder."""
-        if self.model.chars is None or type(self.model.chars) is not type(source.model.chars):
-            return {}
-        return {"character vectors": transfer.copy_rows(
-            self.model.chars.embedding.weight, self.chars, source.model.chars.embedding.weight, source.chars)}  # type: ignore[union-attr]
+        """Character rows by symbol, when both models have the same kind of character encoder; and the
+        symbol rows of a jointly trained character LM (input embeddings, softmax weights and biases)
+        when both models have one of the same architecture."""
+        counts = {}
+        if self.model.chars is not None and type(self.model.chars) is type(source.model.chars):
+            counts["character vectors"] = transfer.copy_rows(
+                self.model.chars.embedding.weight, self.chars, source.model.chars.embedding.weight, source.chars)  # type: ignore[union-attr]
+        if self._same_joint_lm(source):
+            assert self.contextual is not None and source.contextual is not None
+            assert self.model.contextual is not None and source.model.contextual is not None
+            mine, theirs = self.contextual.symbols, source.contextual.symbols
+            rows = 0
+            for direction in self.model.contextual.directions:
+                target, origin = self.model.contextual.lm(direction), source.model.contextual.lm(direction)
+                rows += transfer.copy_rows(target.embedding.weight, mine, origin.embedding.weight, theirs)
+                transfer.copy_rows(target.decoder.weight, mine, origin.decoder.weight, theirs)
+                transfer.copy_rows(target.decoder.bias.unsqueeze(1), mine, origin.decoder.bias.unsqueeze(1), theirs)
+            counts["character-LM symbols"] = rows
+        return counts
+
+    def _same_joint_lm(self, source: "TaggingTask") -> bool:
+        """Whether this model and ``source`` both train a character LM jointly (``model.char_lm``), of
+        the same architecture: then it is transferred too, its symbol rows matched by symbol."""
+        return (self.model.joint_lm and source.model.joint_lm and self.contextual is not None
+                and source.contextual is not None
+                and {**self.contextual.config, "dropout": 0} == {**source.contextual.config, "dropout": 0})
 
     def transfer_skip(self, source: "TaggingTask") -> list[str]:
-        """The word-dropout flags, the character table (copied by symbol), and the output layer and
-        CRF unless both models have the same tags in the same training scheme."""
-        skip = ["replaceable", "chars.embedding.", "contextual."]
+        """The word-dropout flags, the character table (copied by symbol), a language model (a pretrained
+        one is loaded from its own file; a jointly trained one of the same architecture is copied, its
+        symbol rows by symbol), and the output layer and CRF unless both models have the same tags in
+        the same training scheme."""
+        skip = ["replaceable", "chars.embedding."]
+        if self._same_joint_lm(source):
+            skip += [f"contextual.{direction}_lm.{part}." for direction in ("forward", "backward")
+                     for part in ("embedding", "decoder")]
+        else:
+            skip.append("contextual.")
         if source.tags.itos != self.tags.itos or source.train_scheme != self.train_scheme:
             skip += ["emissions.", "crf."]
         return skip
