@@ -164,7 +164,9 @@ def _info(args: argparse.Namespace) -> int:
         print(line)
     print(f"  tensors: {parameters:,} values")
     if metrics.get("best_epoch") is not None:
-        print(f"  trained {metrics.get('epochs')} epochs in {metrics.get('seconds', 0):.0f} s; best epoch {metrics['best_epoch']}")
+        epochs = metrics.get("epochs")
+        print(f"  trained {epochs} epoch{'' if epochs == 1 else 's'} in {metrics.get('seconds', 0):.0f} s; "
+              f"best epoch {metrics['best_epoch']}")
     refit = metrics.get("refit")
     if refit:
         print(f"  refit on train + dev for the {refit['epochs']} epochs chosen on dev; dev {headline(refit['dev'] or {})}")
