@@ -349,7 +349,7 @@ class TaggingTask(Task):
         """Character rows by symbol, when both models have the same kind of character encoder; and the
         symbol rows of a jointly trained character LM (input embeddings, softmax weights and biases)
         when both models have one of the same architecture."""
-        counts = {}
+        counts: dict[str, int] = {}
         if self.model.chars is not None and type(self.model.chars) is type(source.model.chars):
             counts["character vectors"] = transfer.copy_rows(
                 self.model.chars.embedding.weight, self.chars, source.model.chars.embedding.weight, source.chars)  # type: ignore[union-attr]
@@ -360,7 +360,7 @@ class TaggingTask(Task):
             rows = 0
             for direction in self.model.contextual.directions:
                 target, origin = self.model.contextual.lm(direction), source.model.contextual.lm(direction)
-                rows += transfer.copy_rows(target.embedding.weight, mine, origin.embedding.weight, theirs)
+                rows = transfer.copy_rows(target.embedding.weight, mine, origin.embedding.weight, theirs)  # the same in each
                 transfer.copy_rows(target.decoder.weight, mine, origin.decoder.weight, theirs)
                 transfer.copy_rows(target.decoder.bias.unsqueeze(1), mine, origin.decoder.bias.unsqueeze(1), theirs)
             counts["character-LM symbols"] = rows
