@@ -18,22 +18,40 @@ from seqtag.version import __version__
 # answer at once (torch and the task packages take seconds to import).
 
 _gc_paused = False  # whether entry() paused the garbage collector for the start-up
+_exit_at_once = False  # set by a command whose work is all done, its files closed, when it returns
 
 
 def entry() -> int:
     """The ``seqtag`` console script: :func:`main`, with the garbage collector paused while the
-    command imports its modules.
+    command imports its modules, and no interpreter teardown after the commands that allow it.
 
     Importing torch, pydantic and the task packages creates about 180,000 long-lived objects, and
-    every full collection during the imports scans all of them again: 0.1-0.2 s of the start-up of
-    ``seqtag predict``. :func:`_imported` then moves them to the collector's permanent generation
-    (``gc.freeze``), so later collections skip them, and turns it back on. ``main()`` called as a
-    function leaves the collector alone."""
+    every full collection during the imports scans all of them again. :func:`_imported` then moves
+    them to the collector's permanent generation (``gc.freeze``), so later collections skip them,
+    and turns it back on. Tearing the interpreter down after torch (finalising thousands of
+    modules) takes as long again: ``predict`` (without Ray), ``evaluate`` and ``info``, which have
+    flushed and closed everything they wrote when they return, end the process at once
+    (``os._exit``) after a successful run. Together these took ``seqtag predict MODEL`` on one
+    sentence from about 2.8 s to 1.0 s on this project's 2-core machine (docs/performance.md).
+    ``main()`` called as a function does neither."""
     global _gc_paused
     if gc.isenabled():
         gc.disable()
         _gc_paused = True
-    return main()
+    code = main()
+    if _exit_at_once and code == 0:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _done_exit_at_once() -> None:
+    """Called by a command that has finished its work and closed its files: :func:`entry` may end
+    the process without the interpreter's teardown."""
+    global _exit_at_once
+    _exit_at_once = True
 
 
 def _imported() -> None:
@@ -80,6 +98,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     options = _options(word_column=args.word_column, label_column=args.label_column, confusion=args.confusion)
     metrics = predictor.evaluate_file(args.data, args.batch_size, **options)
     print(json.dumps(metrics, indent=2) if args.json else predictor.report(args.data, metrics))
+    _done_exit_at_once()
     return 0
 
 
@@ -96,6 +115,8 @@ def _predict(args: argparse.Namespace) -> int:
     summary = predict_files(job, ray_engine(args.ray_address) if args.engine == "ray" else None)
     if args.output is not None and not is_bulk(job):
         print(f"wrote {summary.sentences} predictions to {args.output}", file=sys.stderr)
+    if args.engine != "ray":  # Ray shuts its local cluster down at exit
+        _done_exit_at_once()
     return 0
 
 
@@ -190,6 +211,7 @@ def _info(args: argparse.Namespace) -> int:
     _imported()
 
     content = read_archive(args.model)
+    _done_exit_at_once()  # it only prints
     meta, recipe, metrics = content["meta"], content["recipe"], content["metrics"]
     parameters = sum(t.numel() for t in content["tensors"].values())
     if args.json:

@@ -60,13 +60,15 @@ def test_a_written_model_file_is_memory_mapped_and_keeps_half_tables_half(tmp_pa
     assert [s.tags for s in again.tag(text)] == [s.tags for s in tagger.tag(text)]
 
 
-def test_the_console_script_pauses_the_collector_only_while_importing() -> None:
+def test_the_console_script_pauses_the_collector_while_importing_and_skips_the_teardown() -> None:
     """entry() (the console script) pauses the garbage collector for the command's imports, then freezes
-    what they created and turns it back on; main() called as a function leaves the collector alone."""
-    probe = (f"import gc, sys, seqtag.cli as cli\nsys.argv = ['seqtag', 'info', {str(MODEL)!r}]\n"
+    what they created and turns it back on, and ends a finished ``info`` with ``os._exit`` (here
+    replaced, to look at the state); main() called as a function does neither."""
+    probe = (f"import gc, os, sys, seqtag.cli as cli\nsys.argv = ['seqtag', 'info', {str(MODEL)!r}]\n"
+             "exits = []\nos._exit = exits.append\n"
              "import io, contextlib\nwith contextlib.redirect_stdout(io.StringIO()):\n"
-             "    {call}\nprint(gc.isenabled(), gc.get_freeze_count() > 1000)")
-    for call, expected in (("cli.main(sys.argv[1:])", "True False"), ("cli.entry()", "True True")):
+             "    {call}\nprint(gc.isenabled(), gc.get_freeze_count() > 1000, exits)")
+    for call, expected in (("cli.main(sys.argv[1:])", "True False []"), ("cli.entry()", "True True [0]")):
         result = subprocess.run([sys.executable, "-c", probe.replace("{call}", call)], capture_output=True, text=True,
                                 timeout=300, check=True)
         assert result.stdout.split("\n")[-2] == expected, (call, result.stdout, result.stderr)
