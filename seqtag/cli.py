@@ -34,10 +34,11 @@ def entry() -> int:
     (``os._exit``) after a successful run. Together these took ``seqtag predict MODEL`` on one
     sentence from about 2.8 s to 1.0 s on this project's 2-core machine (docs/performance.md).
     ``main()`` called as a function does neither."""
-    global _gc_paused
+    global _gc_paused, _exit_at_once
     if gc.isenabled():
         gc.disable()
         _gc_paused = True
+    _exit_at_once = False  # only this command's own say counts, not an earlier main() call's in this process
     code = main()
     if _exit_at_once and code == 0:
         logging.shutdown()
