@@ -254,6 +254,11 @@ def command_line_figures(args: argparse.Namespace, model: str, threads: int, fol
                               "-o", str(folder / "one.out")], 0),
              ("predict test", [*seqtag, "predict", model, str(test), "--threads", str(threads),
                                "-o", str(folder / "test.out")], tokens)]
+    exported = _cli_onnx_export(model, folder)
+    if exported is not None:  # the same sentence with the model's ONNX export: tagged without PyTorch
+        plans.insert(2, ("predict one onnx", [*seqtag, "predict", model, str(one), "--format", "tokens", "--threads",
+                                              str(threads), "--runtime", "onnx", "--onnx", str(exported), "-o",
+                                              str(folder / "one-onnx.out")], 0))
     rows = []
     for what, command, count in plans:
         runs = [_run_measured(command, threads) for _ in range(args.repeats)]
@@ -264,6 +269,18 @@ def command_line_figures(args: argparse.Namespace, model: str, threads: int, fol
         print(f"cli {what:<13} threads={threads} {seconds:6.2f} s  peak RSS {rows[-1]['peak_rss_mb']:.0f} MB",
               file=sys.stderr)
     return rows
+
+
+def _cli_onnx_export(model: str, folder: Path) -> Path | None:
+    """An ONNX export of ``model`` for ``seqtag predict --runtime onnx`` (None, said on stderr, without seqtag[onnx])."""
+    import seqtag
+    from seqtag.errors import SeqtagError
+
+    try:
+        return seqtag.load(model).export_onnx(folder / "cli-model.onnx")
+    except (SeqtagError, ImportError) as error:
+        print(f"cli predict one onnx: skipped ({error})", file=sys.stderr)
+        return None
 
 
 def make_untrained_model(args: argparse.Namespace, folder: Path) -> Path:

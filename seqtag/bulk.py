@@ -30,6 +30,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
@@ -37,14 +38,10 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
+from importlib.util import find_spec
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import IO, TYPE_CHECKING, Any, Protocol, TextIO
 
-import torch
-from tqdm import tqdm
-from tqdm.contrib.logging import logging_redirect_tqdm
-
-from seqtag.api import load
 from seqtag.data.files import display_name, is_stream
 from seqtag.data.stream import (
     CHUNK_TOKENS,
@@ -57,12 +54,16 @@ from seqtag.data.stream import (
     read_chunks,
     resolve_format,
 )
-from seqtag.devices import resolve_device
 from seqtag.errors import DataError, SeqtagError
-from seqtag.hub import download, is_hub_name
-from seqtag.io import atomic_open, atomic_write_text, read_header
-from seqtag.registry import task_entry
-from seqtag.tasks.tagging.predictor import TaggingPredictor
+
+# PyTorch and the modules that import it (seqtag.api, .devices, .hub, .io, .registry, the task packages)
+# are imported where they are used: a job that runs ONNX Runtime without PyTorch
+# (seqtag.tasks.tagging.lite) never loads them, and starts in a fraction of the time.
+if TYPE_CHECKING:
+    from tqdm import tqdm
+
+    from seqtag.tasks.tagging.lite import LiteTagger, ModelFile
+    from seqtag.tasks.tagging.predictor import TaggingPredictor
 
 try:
     import fcntl
@@ -79,6 +80,11 @@ RECORD_SUFFIX = ".progress.json"
 LOCK_NAME = ".seqtag-predict.lock"
 #: Seconds between progress lines when progress is asked for and stderr is not a terminal.
 PROGRESS_LINE_SECONDS = 10.0
+#: ``--runtime`` of seqtag predict: ``auto`` is ONNX Runtime when the model has a matching ONNX export
+#: (PyTorch-free where :mod:`seqtag.tasks.tagging.lite` can tag exactly), else PyTorch.
+RUNTIMES = ("auto", "torch", "onnx")
+#: The devices ONNX Runtime stands in for (it runs on the CPU).
+_CPU_DEVICES = (None, "auto", "cpu")
 
 
 def available_cores() -> int:
@@ -91,7 +97,8 @@ def available_cores() -> int:
 
 @dataclass(frozen=True)
 class WorkerSpec:
-    """How each worker loads the model: what :func:`load_predictor` needs, picklable for other processes."""
+    """How each worker loads the model: what :func:`load_predictor` needs, picklable for other processes
+    (``runtime`` is ``torch`` or ``onnx``: the job's ``auto`` is settled before an engine is made)."""
 
     model: str
     runtime: str = "torch"
@@ -110,6 +117,9 @@ def load_predictor(spec: WorkerSpec) -> TaggingPredictor:
     batch shape seen, which made memory grow with the size of the input (peak RSS +290 MB from a
     10 MB to a 100 MB file with the CoNLL-03 model), and building them again is not measurably slower.
     """
+    from seqtag.api import load
+    from seqtag.tasks.tagging.predictor import TaggingPredictor
+
     os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "0")
     predictor = load(spec.model, spec.runtime, spec.onnx, spec.device, spec.threads)
     if not isinstance(predictor, TaggingPredictor):
@@ -141,6 +151,8 @@ class InProcessEngine:
     slots = 1
 
     def __init__(self, spec: WorkerSpec) -> None:
+        import torch
+
         self._threads = torch.get_num_threads()
         torch.set_num_threads(spec.threads)
         self.batch_size = spec.batch_size
@@ -154,7 +166,42 @@ class InProcessEngine:
         return self.predictor.tag_items(format, items, self.batch_size)
 
     def close(self, failed: bool = False) -> None:
+        import torch
+
         torch.set_num_threads(self._threads)
+
+
+class LiteEngine:
+    """Tags in this process without PyTorch (:class:`~seqtag.tasks.tagging.lite.LiteTagger`: the ONNX export
+    run by ONNX Runtime). A chunk it cannot tag exactly as PyTorch does (e.g. ``jsonl`` input, whose
+    confidences are CRF marginals) goes to an :class:`InProcessEngine` with ``spec`` (the ONNX runtime, the
+    same session options), made when first needed: the same output, at PyTorch's start-up cost."""
+
+    slots = 1
+
+    def __init__(self, spec: WorkerSpec, tagger: LiteTagger) -> None:
+        self.spec = spec
+        self.tagger = tagger
+        self.fallback: InProcessEngine | None = None
+
+    def submit(self, format: str, items: list[Any]) -> Any:
+        return format, items
+
+    def result(self, handle: Any) -> ChunkResult:
+        from seqtag.tasks.tagging.lite import Unsupported
+
+        format, items = handle
+        try:
+            return self.tagger.tag_items(format, items, self.spec.batch_size)
+        except Unsupported as reason:
+            if self.fallback is None:
+                log.debug(f"tagging with PyTorch and ONNX Runtime: the PyTorch-free path does not do {reason}")
+                self.fallback = InProcessEngine(self.spec)
+        return self.fallback.result(handle)
+
+    def close(self, failed: bool = False) -> None:
+        if self.fallback is not None:
+            self.fallback.close(failed)
 
 
 # What a worker process holds: its predictor, or why it could not load one.
@@ -170,6 +217,8 @@ def _init_worker(spec: WorkerSpec, parent: int) -> None:
         os._exit(1)
 
     threading.Thread(target=watch_parent, daemon=True).start()
+    import torch
+
     torch.set_num_threads(spec.threads)
     try:
         _WORKER["predictor"] = load_predictor(spec)
@@ -231,7 +280,11 @@ class PredictJob:
     input's predictions go to that file (``folder`` True or False says which, whatever the name).
     ``threads`` is the budget of CPU threads (default: all
     cores), shared so that workers x threads per worker fits in it. ``progress`` None shows a
-    progress bar when stderr is a terminal.
+    progress bar when stderr is a terminal. ``runtime`` (:data:`RUNTIMES`): ``auto`` runs ONNX
+    Runtime when ``onnx`` (default: the model with suffix ``.onnx``) is the model's export and the
+    device is the CPU, PyTorch otherwise; ``onnx`` always runs ONNX Runtime; ``torch`` PyTorch.
+    ONNX Runtime runs without PyTorch (:mod:`seqtag.tasks.tagging.lite`) for one local worker where
+    that path tags exactly as PyTorch with ONNX Runtime does, writing the same bytes.
     """
 
     model: str | Path  # a model file, or hf://OWNER/NAME[@REVISION]
@@ -241,7 +294,7 @@ class PredictJob:
     word_column: int | None = None
     batch_size: int = 256
     device: str | None = "auto"
-    runtime: str = "torch"
+    runtime: str = "auto"  # one of RUNTIMES
     onnx: str | Path | None = None
     workers: int = 1
     threads: int | None = None
@@ -299,20 +352,38 @@ def predict(
         raise SeqtagError(f"--workers must be at least 1, not {job.workers}")
     if job.batch_size < 1:
         raise SeqtagError(f"--batch-size must be at least 1, not {job.batch_size}")
-    if is_hub_name(job.model):  # hf://OWNER/NAME: the file from the hub's cache, once for every worker
+    if job.runtime not in RUNTIMES:
+        raise SeqtagError(f"unknown runtime {job.runtime!r}; choose {', '.join(RUNTIMES)}")
+    if _is_hub_name(job.model):  # hf://OWNER/NAME: the file from the hub's cache, once for every worker
+        from seqtag.hub import download
+
         job = replace(job, model=download(str(job.model)))
-    header = read_header(job.model)
-    entry = task_entry(str(header["meta"].get("task")))
+    if job.runtime == "auto" and job.onnx is not None and not onnx_path(job).is_file():
+        log.warning(f"--onnx {job.onnx}: no such file; tagging with PyTorch (create it with seqtag export)")
+    model_file = _lite_model_file(job)
+    if model_file is not None:
+        header = model_file.header
+    else:
+        from seqtag.io import read_header
+
+        header = read_header(job.model)
     bulk = is_bulk(job)
-    if not issubclass(entry.predictor, TaggingPredictor):
-        return _predict_other(job, header, bulk, engine, out, started)
+    if header["meta"].get("task") != "tagging":  # the registry knows which predictors tag
+        from seqtag.registry import task_entry
+        from seqtag.tasks.tagging.predictor import TaggingPredictor
+
+        if not issubclass(task_entry(str(header["meta"].get("task"))).predictor, TaggingPredictor):
+            return _predict_other(job, header, bulk, engine, out, started)
     if job.output is None and len(inputs) > 1:
         raise SeqtagError("several inputs: name an output folder with --output DIR")
     threads = available_cores() if job.threads is None else job.threads
     if threads < job.workers:
         raise SeqtagError(f"--workers {job.workers} needs a budget of at least {job.workers} threads, not {threads} "
                           f"(--threads; the default is the {available_cores()} cores of this machine)")
-    resolve_device(job.device)  # a device this machine lacks: the error now, not from every worker
+    if job.device not in _CPU_DEVICES:  # a device this machine lacks: the error now, not from every worker
+        from seqtag.devices import resolve_device
+
+        resolve_device(job.device)
     for path in inputs:
         if is_stream(path):
             if bulk or len(inputs) > 1:
@@ -324,13 +395,113 @@ def predict(
     spec = WorkerSpec(str(job.model), job.runtime, None if job.onnx is None else str(job.onnx), job.device,
                       max(1, threads // job.workers), job.batch_size)
     with _folder_lock(_output_folder(job)) if bulk else contextlib.nullcontext():
-        summary = _predict_tagging(job, inputs, column, header, spec, bulk, engine, out, on_chunk)
+        summary = _predict_tagging(job, inputs, column, header, spec, bulk, _runtime_engine(job, model_file, engine),
+                                   out, on_chunk)
     summary.seconds = time.perf_counter() - started
     if bulk:
         log.info(f"tagged {summary.sentences:,} sentences, {summary.tokens:,} tokens in {summary.seconds:.1f} s "
                  f"({summary.tokens_per_second:,.0f} tokens/s): {len(summary.written)} files written, "
                  f"{len(summary.skipped)} already done")
     return summary
+
+
+@contextlib.contextmanager
+def _atomic_open(path: str | Path) -> Iterator[IO[str]]:
+    """:func:`seqtag.io.atomic_open` in text mode (seqtag.io loads PyTorch): a temporary file in the same folder,
+    renamed to ``path`` when the block ends without an error, removed when it fails."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _is_hub_name(model: str | Path) -> bool:
+    """:func:`seqtag.hub.is_hub_name` (seqtag.hub loads PyTorch: it is imported for hub names only)."""
+    return isinstance(model, str) and model.startswith("hf://")
+
+
+def onnx_path(job: PredictJob) -> Path:
+    """The ONNX file of ``job``: ``job.onnx``, or the model with suffix ``.onnx``."""
+    return Path(job.model).with_suffix(".onnx") if job.onnx is None else Path(job.onnx)
+
+
+def may_run_without_torch(job: PredictJob, engine: str = "local") -> bool:
+    """Whether ``job`` may run ONNX Runtime without PyTorch (:mod:`seqtag.tasks.tagging.lite`): asked
+    for (``auto`` or ``onnx``), on the CPU, with the local engine, its ONNX file present and onnxruntime
+    installed. Whether it does depends on the files (:func:`predict` checks the export and the model)."""
+    return (job.runtime in ("auto", "onnx") and job.device in _CPU_DEVICES and engine == "local"
+            and not _is_hub_name(job.model) and onnx_path(job).is_file() and find_spec("onnxruntime") is not None)
+
+
+def import_for(job: PredictJob, engine: str = "local") -> None:
+    """Import the modules ``job`` runs on now: ONNX Runtime and :mod:`seqtag.tasks.tagging.lite` when it may
+    run without PyTorch, else PyTorch and the task packages. ``seqtag predict`` calls it while the command's
+    start-up pauses the garbage collector (:func:`seqtag.cli.entry`)."""
+    if may_run_without_torch(job, engine):
+        from seqtag.tasks.tagging import lite
+
+        lite.preload()
+    else:
+        import seqtag.api  # noqa: F401
+        import seqtag.registry  # noqa: F401
+
+
+def _lite_model_file(job: PredictJob) -> ModelFile | None:
+    """The model file read without PyTorch when the job may run ONNX Runtime (to check its export, and to tag
+    without PyTorch); None otherwise, or when that reader does not know the file (:func:`seqtag.io.read_header`
+    then reads it, or says what is wrong with it)."""
+    if not may_run_without_torch(job):
+        return None
+    from seqtag.tasks.tagging.lite import ModelFile, Unsupported
+
+    try:
+        return ModelFile.read(job.model)
+    except Unsupported as reason:
+        log.debug(f"reading the model with PyTorch: {reason}")
+        return None
+
+
+def _runtime_engine(job: PredictJob, model_file: ModelFile | None, engine: EngineFactory | None) -> EngineFactory:
+    """The factory of the job's engine. When it is called (there is something to tag), it settles the runtime:
+    with a model file read without PyTorch, the ONNX file is checked against it; a matching export runs
+    ONNX Runtime, without PyTorch (a :class:`LiteEngine`) for one local worker on a model that path tags
+    exactly, else through PyTorch. ``auto`` runs PyTorch otherwise (with a warning for a stale export);
+    ``onnx`` then goes through PyTorch, which reports what is wrong with the ONNX file."""
+    made = engine or local_engine
+
+    def make(spec: WorkerSpec, workers: int) -> Engine:
+        runtime = "torch" if job.runtime == "auto" else job.runtime
+        if model_file is not None:
+            from seqtag.tasks.tagging import lite
+
+            try:
+                session = lite.open_export(model_file, onnx_path(job), spec.threads)
+            except lite.StaleExport as error:
+                if job.runtime == "auto":
+                    log.warning(f"{error}; tagging with PyTorch")
+            except lite.Unsupported as reason:
+                log.debug(f"not running ONNX Runtime without PyTorch: {reason}")
+            else:
+                runtime = "onnx"
+                if engine is None and workers == 1:
+                    try:
+                        return LiteEngine(replace(spec, runtime=runtime), lite.LiteTagger(model_file, session))
+                    except lite.Unsupported as reason:
+                        log.debug(f"ONNX Runtime through PyTorch: the PyTorch-free path does not do {reason}")
+        return made(replace(spec, runtime=runtime), workers)
+
+    return make
 
 
 def _predict_tagging(
@@ -340,7 +511,7 @@ def _predict_tagging(
     header: dict[str, Any],
     spec: WorkerSpec,
     bulk: bool,
-    engine: EngineFactory | None,
+    engine: EngineFactory,
     out: TextIO | None,
     on_chunk: Callable[[Path, Chunk], None] | None,
 ) -> Summary:
@@ -352,7 +523,7 @@ def _predict_tagging(
     pending = [f for f in files if not f.done]
     summary.skipped = [f.output for f in files if f.done and f.output is not None]
     if pending:
-        made = (engine or local_engine)(spec, job.workers)
+        made = engine(spec, job.workers)
         failed = True
         try:
             if bulk:
@@ -360,7 +531,7 @@ def _predict_tagging(
             elif job.output is None:
                 _run(pending, made, job, summary, out if out is not None else sys.stdout, on_chunk)
             else:
-                with atomic_open(job.output, "w") as handle:
+                with _atomic_open(job.output) as handle:
                     _run(pending, made, job, summary, handle, on_chunk)
                 summary.written.append(Path(job.output))
             failed = False
@@ -381,14 +552,16 @@ def _predict_other(
     if bulk or len(job.inputs) > 1 or job.workers > 1 or engine is not None:
         raise SeqtagError(f"several inputs, an output folder, --workers and --engine are for tagging models; this is a "
                           f"{task} model: give one input (and --output FILE)")
-    predictor = load(job.model, job.runtime, job.onnx, job.device, job.threads)
+    from seqtag.api import load
+
+    predictor = load(job.model, "torch" if job.runtime == "auto" else job.runtime, job.onnx, job.device, job.threads)
     options: dict[str, Any] = {"format": None if job.format == "auto" else job.format, "word_column": job.word_column}
     options = {name: value for name, value in options.items() if value is not None}
     summary = Summary()
     if job.output is None:
         summary.sentences = predictor.predict_file(job.inputs[0], out if out is not None else sys.stdout, job.batch_size, **options)
     else:
-        with atomic_open(job.output, "w") as handle:
+        with _atomic_open(job.output) as handle:
             summary.sentences = predictor.predict_file(job.inputs[0], handle, job.batch_size, **options)
         summary.written.append(Path(job.output))
     summary.seconds = time.perf_counter() - started
@@ -578,7 +751,8 @@ class _Writer:
         os.fsync(self.handle.fileno())
         self.bytes += len(data)
         record = {**self.file.key, "position": self.position.to_json(), "bytes": self.bytes}
-        atomic_write_text(self.file.record, json.dumps(record, indent=1) + "\n")
+        with _atomic_open(self.file.record) as out:
+            out.write(json.dumps(record, indent=1) + "\n")
 
     def finish(self) -> None:
         if self.handle is None:
@@ -697,6 +871,9 @@ class _Progress:
 
     def __enter__(self) -> _Progress:
         if self.mode == "bar":
+            from tqdm import tqdm
+            from tqdm.contrib.logging import logging_redirect_tqdm
+
             self._redirect = logging_redirect_tqdm()
             self._redirect.__enter__()
             self.bar = tqdm(total=self.total, initial=self.done, unit="B", unit_scale=True, unit_divisor=1024,

@@ -104,15 +104,20 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from seqtag.bulk import PredictJob, is_bulk
+    from seqtag.bulk import PredictJob, import_for, is_bulk
     from seqtag.bulk import predict as predict_files
-    from seqtag.integrations.ray import ray_engine
+
+    job = PredictJob(args.model, args.input, args.output, args.format, args.word_column, args.batch_size, args.device,
+                     args.runtime, args.onnx, args.workers, args.threads, args.progress, overwrite=args.overwrite)
+    # With an ONNX export, one local worker may tag without PyTorch (seqtag.tasks.tagging.lite): then
+    # neither PyTorch nor the Ray integration (which imports it) is imported.
+    import_for(job, args.engine)
+    if args.engine == "ray":
+        from seqtag.integrations.ray import ray_engine
     _imported()
 
     if args.ray_address is not None and args.engine != "ray":
         raise SeqtagError("--ray-address is for --engine ray")
-    job = PredictJob(args.model, args.input, args.output, args.format, args.word_column, args.batch_size, args.device,
-                     args.runtime, args.onnx, args.workers, args.threads, args.progress, overwrite=args.overwrite)
     summary = predict_files(job, ray_engine(args.ray_address) if args.engine == "ray" else None)
     if args.output is not None and not is_bulk(job):
         print(f"wrote {summary.sentences} predictions to {args.output}", file=sys.stderr)
@@ -335,9 +340,15 @@ def build_parser() -> argparse.ArgumentParser:
     for command in (evaluate, predict):
         command.add_argument("--device", default="auto", help="auto (default: a GPU when there is one), cpu, cuda, "
                              "cuda:N or mps")
-        command.add_argument("--runtime", choices=("torch", "onnx"), default="torch",
-                             help="compute the tagger's network with PyTorch or ONNX Runtime (see seqtag export)")
-        command.add_argument("--onnx", metavar="FILE", help="ONNX file for --runtime onnx (default: MODEL with suffix .onnx)")
+    evaluate.add_argument("--runtime", choices=("torch", "onnx"), default="torch",
+                          help="compute the tagger's network with PyTorch or ONNX Runtime (see seqtag export)")
+    predict.add_argument("--runtime", choices=("auto", "torch", "onnx"), default="auto",
+                         help="compute the tagger's network with PyTorch or ONNX Runtime (see seqtag export); default "
+                              "auto: ONNX Runtime when the model's ONNX export is there (--onnx) and the device is the CPU, "
+                              "without loading PyTorch where it can (one worker; not for jsonl input), else PyTorch")
+    evaluate.add_argument("--onnx", metavar="FILE", help="ONNX file for --runtime onnx (default: MODEL with suffix .onnx)")
+    predict.add_argument("--onnx", metavar="FILE", help="ONNX file for --runtime onnx or auto (default: MODEL with suffix "
+                         ".onnx)")
 
     export = commands.add_parser("export", help="export a tagger's network to ONNX",
                                  description="Write the tagger's network as an ONNX graph, checked against PyTorch, for "

@@ -341,6 +341,28 @@ def test_a_tagger_with_contextual_language_model_embeddings(tiny_corpus: Path, t
         run(recipe_from_dict(tagger_recipe), tmp_path / "wrong")
 
 
+def test_init_from_a_tagger_with_contextual_embeddings(tiny_corpus: Path, tmp_path: Path) -> None:
+    """The WNUT-17 chain with embeddings.contextual: a tagger with the same contextual language model starts
+    from another's network (its BiLSTM reads the LM's states too); the frozen LM is the file's, unchanged."""
+    from tests.conftest import TINY_RECIPE
+
+    lm = run(recipe_from_dict(lm_recipe(tiny_corpus, data={"format": "conll"},
+                                        model={"direction": "both", "hidden_size": 24})), tmp_path / "lm")
+    tagger_recipe = copy.deepcopy(TINY_RECIPE)
+    tagger_recipe["data"] = {"dir": str(tiny_corpus), "label_column": 1}
+    tagger_recipe["embeddings"]["contextual"] = str(lm.model_path)
+    tagger_recipe["training"].update({"max_epochs": 1, "threads": 1})
+    source = run(recipe_from_dict(tagger_recipe), tmp_path / "source")
+    tagger_recipe["model"]["init_from"] = str(source.model_path)
+    tagger_recipe["seed"] = 7  # another initialisation than the source's
+    tagger_recipe["training"]["lr"] = 1e-12  # next to no update: the copied network is what the model file holds
+    target = run(recipe_from_dict(tagger_recipe), tmp_path / "target")
+    before, after = read_archive(source.model_path)["tensors"], read_archive(target.model_path)["tensors"]
+    lstm = [name for name in before if name.startswith("encoder.") and "weight_ih" in name]
+    assert lstm and all(torch.allclose(before[name], after[name], atol=1e-6) for name in lstm)
+    assert all(torch.equal(before[name], after[name]) for name in before if name.startswith("contextual."))
+
+
 def test_a_datasets_source_gives_each_split_its_text_lines(tmp_path: Path) -> None:
     from seqtag.registry import recipe_from_dict
     from seqtag.tasks.language_model.task import read_dataset_text
