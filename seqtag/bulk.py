@@ -30,7 +30,6 @@ import multiprocessing
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 from collections import deque
@@ -40,7 +39,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from importlib.util import find_spec
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from seqtag.data.files import display_name, is_stream
 from seqtag.data.stream import (
@@ -55,8 +54,10 @@ from seqtag.data.stream import (
     resolve_format,
 )
 from seqtag.errors import DataError, SeqtagError
+from seqtag.hub import download, is_hub_name
+from seqtag.io import atomic_open, atomic_write_text, read_header
 
-# PyTorch and the modules that import it (seqtag.api, .devices, .hub, .io, .registry, the task packages)
+# PyTorch and the modules that import it (seqtag.api, .devices, .registry, the task packages)
 # are imported where they are used: a job that runs ONNX Runtime without PyTorch
 # (seqtag.tasks.tagging.lite) never loads them, and starts in a fraction of the time.
 if TYPE_CHECKING:
@@ -354,19 +355,12 @@ def predict(
         raise SeqtagError(f"--batch-size must be at least 1, not {job.batch_size}")
     if job.runtime not in RUNTIMES:
         raise SeqtagError(f"unknown runtime {job.runtime!r}; choose {', '.join(RUNTIMES)}")
-    if _is_hub_name(job.model):  # hf://OWNER/NAME: the file from the hub's cache, once for every worker
-        from seqtag.hub import download
-
+    if is_hub_name(job.model):  # hf://OWNER/NAME: the file from the hub's cache, once for every worker
         job = replace(job, model=download(str(job.model)))
     if job.runtime == "auto" and job.onnx is not None and not onnx_path(job).is_file():
         log.warning(f"--onnx {job.onnx}: no such file; tagging with PyTorch (create it with seqtag export)")
     model_file = _lite_model_file(job)
-    if model_file is not None:
-        header = model_file.header
-    else:
-        from seqtag.io import read_header
-
-        header = read_header(job.model)
+    header = model_file.header if model_file is not None else read_header(job.model)
     bulk = is_bulk(job)
     if header["meta"].get("task") != "tagging":  # the registry knows which predictors tag
         from seqtag.registry import task_entry
@@ -405,32 +399,6 @@ def predict(
     return summary
 
 
-@contextlib.contextmanager
-def _atomic_open(path: str | Path) -> Iterator[IO[str]]:
-    """:func:`seqtag.io.atomic_open` in text mode (seqtag.io loads PyTorch): a temporary file in the same folder,
-    renamed to ``path`` when the block ends without an error, removed when it fails."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            yield out
-            out.flush()
-            os.fsync(out.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def _is_hub_name(model: str | Path) -> bool:
-    """:func:`seqtag.hub.is_hub_name` (seqtag.hub loads PyTorch: it is imported for hub names only)."""
-    return isinstance(model, str) and model.startswith("hf://")
-
-
 def onnx_path(job: PredictJob) -> Path:
     """The ONNX file of ``job``: ``job.onnx``, or the model with suffix ``.onnx``."""
     return Path(job.model).with_suffix(".onnx") if job.onnx is None else Path(job.onnx)
@@ -441,7 +409,7 @@ def may_run_without_torch(job: PredictJob, engine: str = "local") -> bool:
     for (``auto`` or ``onnx``), on the CPU, with the local engine, its ONNX file present and onnxruntime
     installed. Whether it does depends on the files (:func:`predict` checks the export and the model)."""
     return (job.runtime in ("auto", "onnx") and job.device in _CPU_DEVICES and engine == "local"
-            and not _is_hub_name(job.model) and onnx_path(job).is_file() and find_spec("onnxruntime") is not None)
+            and not is_hub_name(job.model) and onnx_path(job).is_file() and find_spec("onnxruntime") is not None)
 
 
 def import_for(job: PredictJob, engine: str = "local") -> None:
@@ -531,7 +499,7 @@ def _predict_tagging(
             elif job.output is None:
                 _run(pending, made, job, summary, out if out is not None else sys.stdout, on_chunk)
             else:
-                with _atomic_open(job.output) as handle:
+                with atomic_open(job.output, "w") as handle:
                     _run(pending, made, job, summary, handle, on_chunk)
                 summary.written.append(Path(job.output))
             failed = False
@@ -561,7 +529,7 @@ def _predict_other(
     if job.output is None:
         summary.sentences = predictor.predict_file(job.inputs[0], out if out is not None else sys.stdout, job.batch_size, **options)
     else:
-        with _atomic_open(job.output) as handle:
+        with atomic_open(job.output, "w") as handle:
             summary.sentences = predictor.predict_file(job.inputs[0], handle, job.batch_size, **options)
         summary.written.append(Path(job.output))
     summary.seconds = time.perf_counter() - started
@@ -751,8 +719,7 @@ class _Writer:
         os.fsync(self.handle.fileno())
         self.bytes += len(data)
         record = {**self.file.key, "position": self.position.to_json(), "bytes": self.bytes}
-        with _atomic_open(self.file.record) as out:
-            out.write(json.dumps(record, indent=1) + "\n")
+        atomic_write_text(self.file.record, json.dumps(record, indent=1) + "\n")
 
     def finish(self) -> None:
         if self.handle is None:

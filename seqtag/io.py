@@ -14,11 +14,17 @@ Layout of ``model.seqtag``::
 Loading parses JSON and safetensors only, so opening a file runs no code
 from it. Files are written to a temporary name and renamed, so a crash
 never leaves a half-written model behind.
+
+PyTorch (with safetensors' PyTorch module) and pydantic are imported by the functions that need
+them: writing files, reading the JSON members and the weights' bytes (:func:`read_raw`,
+:func:`safetensors_index`, :func:`stored_array`) need neither, so the PyTorch-free prediction path
+(:mod:`seqtag.tasks.tagging.lite`) reads model files with this module.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -29,15 +35,17 @@ import sys
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
-
-import torch
-from pydantic import BaseModel, ConfigDict, ValidationError
-from safetensors.torch import save as save_safetensors
+from typing import IO, TYPE_CHECKING, Any
 
 from seqtag.errors import ArchiveError, shorten
 from seqtag.version import __version__
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+    from pydantic import BaseModel
 
 FORMAT = "seqtag-model"
 FORMAT_VERSION = 1
@@ -104,6 +112,8 @@ def write_model_file(
 ) -> Path:
     """Write one model file: the task's name, its resolved recipe and vocabularies (JSON), its
     weights (safetensors; big frozen tables in half precision) and ``metrics``."""
+    from safetensors.torch import save as save_safetensors
+
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in tensors.items()}
     halved = [name for name in state if name.endswith(HALF_PRECISION_SUFFIXES) and state[name].is_floating_point()]
     for name in halved:
@@ -149,10 +159,12 @@ def _alignment_padding(header_offset: int, info: zipfile.ZipInfo) -> bytes:
     return _PADDING_FIELD.to_bytes(2, "little") + size.to_bytes(2, "little") + bytes(size)
 
 
-#: safetensors dtype names.
-_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-           "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
-           "BOOL": torch.bool}
+#: safetensors dtype name -> (numpy dtype, None for bfloat16, which numpy lacks; PyTorch dtype name; bytes a value).
+SAFETENSORS_DTYPES: dict[str, tuple[str | None, str, int]] = {
+    "F64": ("<f8", "float64", 8), "F32": ("<f4", "float32", 4), "F16": ("<f2", "float16", 2),
+    "BF16": (None, "bfloat16", 2), "I64": ("<i8", "int64", 8), "I32": ("<i4", "int32", 4), "I16": ("<i2", "int16", 2),
+    "I8": ("i1", "int8", 1), "U8": ("u1", "uint8", 1), "BOOL": ("?", "bool", 1),
+}
 
 
 def _mapped_member(path: Path, archive: zipfile.ZipFile, name: str) -> memoryview | None:
@@ -189,9 +201,21 @@ def _drop_pages(view: memoryview) -> None:
             mapped.madvise(advice)
 
 
-def _tensors_in_place(data: memoryview) -> dict[str, torch.Tensor]:
-    """The tensors of safetensors ``data`` as views of it (no copy; a misaligned tensor is copied).
-    ValueError for anything that is not well-formed safetensors."""
+@dataclass(frozen=True)
+class StoredTensor:
+    """Where a tensor of a safetensors buffer is: its bytes ``[start, end)``, its shape and its dtype
+    (a key of :data:`SAFETENSORS_DTYPES`)."""
+
+    start: int
+    end: int
+    shape: tuple[int, ...]
+    dtype: str
+
+
+def safetensors_index(data: memoryview) -> dict[str, StoredTensor]:
+    """Where each tensor of safetensors ``data`` is, every entry checked against the buffer. ValueError
+    (RecursionError, UnicodeDecodeError for a broken header) for anything that is not well-formed
+    safetensors of the dtypes of :data:`SAFETENSORS_DTYPES`."""
     if len(data) < 8:
         raise ValueError("too short")
     size = int.from_bytes(data[:8], "little")
@@ -205,26 +229,45 @@ def _tensors_in_place(data: memoryview) -> dict[str, torch.Tensor]:
     for name, spec in header.items():
         if name == "__metadata__":
             continue
-        if not isinstance(spec, dict) or spec.get("dtype") not in _DTYPES:
+        if not isinstance(spec, dict) or spec.get("dtype") not in SAFETENSORS_DTYPES:
             raise ValueError(f"tensor {shorten(name, 60)}: unknown dtype")
-        dtype, shape, offsets = _DTYPES[spec["dtype"]], spec.get("shape"), spec.get("data_offsets")
+        shape, offsets = spec.get("shape"), spec.get("data_offsets")
         if not isinstance(shape, list) or not all(isinstance(n, int) and 0 <= n < 2**40 for n in shape):
             raise ValueError(f"tensor {shorten(name, 60)}: bad shape")
         if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(n, int) for n in offsets)
                 and 0 <= offsets[0] <= offsets[1] <= len(data) - body):
             raise ValueError(f"tensor {shorten(name, 60)}: data outside the file")
-        count = 1
-        for n in shape:
-            count *= n
-        itemsize = torch.empty((), dtype=dtype).element_size()
-        if count * itemsize != offsets[1] - offsets[0]:
+        if math.prod(shape) * SAFETENSORS_DTYPES[spec["dtype"]][2] != offsets[1] - offsets[0]:
             raise ValueError(f"tensor {shorten(name, 60)}: shape and data size disagree")
-        start = body + offsets[0]
+        tensors[name] = StoredTensor(body + offsets[0], body + offsets[1], tuple(shape), spec["dtype"])
+    return tensors
+
+
+def stored_array(data: memoryview, tensor: StoredTensor) -> np.ndarray:
+    """Tensor ``tensor`` of safetensors ``data`` (:func:`safetensors_index`) as a numpy view of its bytes (no
+    copy: read-only where ``data`` is); ValueError for bfloat16, which numpy lacks."""
+    import numpy as np
+
+    dtype = SAFETENSORS_DTYPES[tensor.dtype][0]
+    if dtype is None:
+        raise ValueError(f"numpy has no {SAFETENSORS_DTYPES[tensor.dtype][1]}")
+    return np.frombuffer(data[tensor.start : tensor.end], dtype=dtype).reshape(tensor.shape)
+
+
+def _tensors_in_place(data: memoryview) -> dict[str, torch.Tensor]:
+    """The tensors of safetensors ``data`` as views of it (no copy; a misaligned tensor is copied).
+    ValueError for anything that is not well-formed safetensors (:func:`safetensors_index`)."""
+    import torch
+
+    tensors = {}
+    for name, stored in safetensors_index(data).items():
+        dtype, itemsize = getattr(torch, SAFETENSORS_DTYPES[stored.dtype][1]), SAFETENSORS_DTYPES[stored.dtype][2]
+        shape, count = list(stored.shape), math.prod(stored.shape)
         if count == 0:
             tensor = torch.empty(shape, dtype=dtype)
         else:
-            tensor = torch.frombuffer(data, dtype=dtype, count=count, offset=start).view(shape)
-            if start % itemsize:
+            tensor = torch.frombuffer(data, dtype=dtype, count=count, offset=stored.start).view(shape)
+            if stored.start % itemsize:
                 tensor = tensor.clone()
         tensors[name] = tensor
     return tensors
@@ -238,6 +281,8 @@ def _all_finite(tensor: torch.Tensor, chunk: int = 1 << 18, after_chunk: Callabl
     finite values overflow it (float64 values near its limit): only then are the values
     tested one by one. The sum is ten times faster than ``isfinite`` on every value, which
     matters for the start-up of every command that opens a model."""
+    import torch
+
     flat = tensor.reshape(-1)
     for start in range(0, flat.numel(), chunk):
         values = flat[start : start + chunk]
@@ -248,8 +293,8 @@ def _all_finite(tensor: torch.Tensor, chunk: int = 1 << 18, after_chunk: Callabl
     return True
 
 
-def _sha256(data: memoryview, after_chunk: Callable[[], None], chunk: int = 1 << 22) -> str:
-    """The SHA-256 of ``data``, read in chunks of 4 MB; ``after_chunk`` runs after each."""
+def sha256_of(data: memoryview, after_chunk: Callable[[], None] = lambda: None, chunk: int = 1 << 22) -> str:
+    """The SHA-256 of ``data`` (hex), read in chunks of 4 MB; ``after_chunk`` runs after each."""
     digest = hashlib.sha256()
     for start in range(0, len(data), chunk):
         digest.update(data[start : start + chunk])
@@ -257,17 +302,42 @@ def _sha256(data: memoryview, after_chunk: Callable[[], None], chunk: int = 1 <<
     return digest.hexdigest()
 
 
-class ModelMeta(BaseModel):
-    """``meta.json`` of a model file (other keys are kept: later versions may add some)."""
+@functools.cache
+def _model_meta() -> type[BaseModel]:
+    """:class:`ModelMeta`, made when first used (pydantic is imported then)."""
+    from pydantic import BaseModel, ConfigDict
 
-    model_config = ConfigDict(extra="allow")
+    class ModelMeta(BaseModel):
+        """``meta.json`` of a model file (other keys are kept: later versions may add some)."""
 
-    format: str
-    format_version: int
-    seqtag_version: str = "?"
-    task: str
-    weights_sha256: str
-    half_precision: list[str] = []
+        model_config = ConfigDict(extra="allow")
+
+        format: str
+        format_version: int
+        seqtag_version: str = "?"
+        task: str
+        weights_sha256: str
+        half_precision: list[str] = []
+
+    ModelMeta.__qualname__ = "ModelMeta"  # seqtag.io.ModelMeta, as pickle and reprs name it (see __getattr__)
+    return ModelMeta
+
+
+def __getattr__(name: str) -> Any:
+    """``ModelMeta`` (PEP 562): the pydantic schema of ``meta.json`` is built when first used, so that
+    reading a model file without validating it (:func:`read_raw`) imports no pydantic."""
+    if name == "ModelMeta":
+        return _model_meta()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def plain_meta(meta: dict[str, Any]) -> bool:
+    """Whether ``meta`` holds each field of :class:`ModelMeta` with exactly its type (an ``int`` that is no
+    ``bool``, a list of strings): what ModelMeta accepts unchanged, told without pydantic."""
+    return (type(meta.get("format_version")) is int and isinstance(meta.get("format"), str)
+            and isinstance(meta.get("task"), str) and isinstance(meta.get("weights_sha256"), str)
+            and isinstance(meta.get("seqtag_version", ""), str) and isinstance(meta.get("half_precision", []), list)
+            and all(isinstance(name, str) for name in meta.get("half_precision", [])))
 
 
 def read_archive(path: str | Path) -> dict[str, Any]:
@@ -280,15 +350,15 @@ def read_archive(path: str | Path) -> dict[str, Any]:
     and for weights that are not finite.
     """
     path = Path(path)
-    with _open_model_file(path) as archive:
+    with open_model_file(path) as archive:
         meta = _read_meta(archive, path)
-        mapped = _mapped_member(path, archive, "weights.safetensors")
-        weights = mapped if mapped is not None else memoryview(bytearray(_member(archive, "weights.safetensors", path)))
-        members = {name: _json(archive, name, path) for name in ("recipe.json", "vocab.json", "metrics.json")}
+        weights = read_weights(path, archive)
+        members = {name: read_json_member(archive, name, path) for name in ("recipe.json", "vocab.json", "metrics.json")}
     # Mapped weights: the pages each chunk of the checks brought in are unmapped again at once, so
-    # loading never holds them all (prediction maps back in only the rows it reads).
-    release = (lambda: _drop_pages(mapped)) if mapped is not None else (lambda: None)
-    if _sha256(weights, release) != meta["weights_sha256"]:
+    # loading never holds them all (prediction maps back in only the rows it reads). Weights read into
+    # memory have no pages to drop.
+    release = lambda: _drop_pages(weights)
+    if sha256_of(weights, release) != meta["weights_sha256"]:
         raise ArchiveError(f"{path}: the weights are corrupted (checksum mismatch)")
     try:
         tensors = _tensors_in_place(weights)
@@ -312,14 +382,37 @@ def read_header(path: str | Path) -> dict[str, Any]:
     how to run a model before loading it). Raises :class:`ArchiveError` as :func:`read_archive` does
     for a missing, non-model or too-new file; the weights are checked only by :func:`read_archive`."""
     path = Path(path)
-    with _open_model_file(path) as archive:
+    with open_model_file(path) as archive:
         meta = _read_meta(archive, path)
-        recipe = _json(archive, "recipe.json", path)
+        recipe = read_json_member(archive, "recipe.json", path)
     return {"meta": meta, "recipe": recipe if isinstance(recipe, dict) else {}}
 
 
+def read_raw(path: str | Path) -> dict[str, Any]:
+    """The ``meta``, ``recipe`` and ``weights`` of a model file, read without PyTorch or pydantic: each member
+    within its size limit and ``meta``'s format and version checked as :func:`read_archive` reads them
+    (:class:`ArchiveError` as it raises it), nothing else checked. ``meta`` and ``recipe`` are the JSON as
+    stored (:func:`plain_meta` tells whether ModelMeta would accept ``meta`` as it is), ``weights`` the bytes
+    of ``weights.safetensors`` (:func:`read_weights`; their checksum is :func:`sha256_of`, their tensors
+    :func:`safetensors_index`)."""
+    path = Path(path)
+    with open_model_file(path) as archive:
+        meta = _checked_format(read_json_member(archive, "meta.json", path), path)
+        recipe = read_json_member(archive, "recipe.json", path)
+        weights = read_weights(path, archive)
+    return {"meta": meta, "recipe": recipe, "weights": weights}
+
+
+def read_weights(path: Path, archive: zipfile.ZipFile) -> memoryview:
+    """``weights.safetensors`` of the model file ``path`` (open as ``archive``): a copy-on-write memory map
+    of its bytes in the file when stored uncompressed and aligned (what :func:`write_model_file` writes),
+    else read into memory within its size limit (:class:`ArchiveError` beyond)."""
+    mapped = _mapped_member(path, archive, "weights.safetensors")
+    return mapped if mapped is not None else memoryview(bytearray(_member(archive, "weights.safetensors", path)))
+
+
 @contextlib.contextmanager
-def _open_model_file(path: Path) -> Iterator[zipfile.ZipFile]:
+def open_model_file(path: Path) -> Iterator[zipfile.ZipFile]:
     """The model file's zip, with every member present; errors of the zip layer as ArchiveError."""
     if not path.is_file():
         raise ArchiveError(f"{path}: no such model file")
@@ -337,7 +430,20 @@ def _open_model_file(path: Path) -> Iterator[zipfile.ZipFile]:
 
 
 def _read_meta(archive: zipfile.ZipFile, path: Path) -> dict[str, Any]:
-    meta = _json(archive, "meta.json", path)
+    """``meta.json``, its format and version checked and validated by :class:`ModelMeta`."""
+    from pydantic import ValidationError
+
+    meta = _checked_format(read_json_member(archive, "meta.json", path), path)
+    try:
+        return _model_meta().model_validate(meta).model_dump()
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()[:5])
+        raise ArchiveError(f"{path}: meta.json is corrupted ({shorten(problems, 300)})") from None
+
+
+def _checked_format(meta: Any, path: Path) -> dict[str, Any]:
+    """``meta`` (the JSON of ``meta.json``) when it is a seqtag model's, of a format version this seqtag reads;
+    ArchiveError otherwise."""
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         found = meta.get("format") if isinstance(meta, dict) else None
         raise ArchiveError(f"{path}: not a seqtag model file (format {shorten(repr(found))})")
@@ -347,11 +453,7 @@ def _read_meta(archive: zipfile.ZipFile, path: Path) -> dict[str, Any]:
             f"{path}: written by seqtag {shorten(str(meta.get('seqtag_version')))} in model format "
             f"{shorten(str(version))}; this seqtag ({__version__}) reads format {FORMAT_VERSION} and older: upgrade seqtag"
         )
-    try:
-        return ModelMeta.model_validate(meta).model_dump()
-    except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()[:5])
-        raise ArchiveError(f"{path}: meta.json is corrupted ({shorten(problems, 300)})") from None
+    return meta
 
 
 def _member(archive: zipfile.ZipFile, name: str, path: Path) -> bytes:
@@ -371,7 +473,9 @@ def read_member(archive: zipfile.ZipFile, name: str, limit: int, path: str | Pat
     return data
 
 
-def _json(archive: zipfile.ZipFile, name: str, path: Path) -> Any:
+def read_json_member(archive: zipfile.ZipFile, name: str, path: Path) -> Any:
+    """The JSON of member ``name`` (one of :data:`MEMBERS`) of the model file ``path``, open as ``archive``,
+    read within its size limit; ArchiveError for one too large or not JSON."""
     try:
         return json.loads(_member(archive, name, path).decode("utf-8"))
     except RecursionError:

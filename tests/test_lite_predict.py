@@ -17,19 +17,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 import seqtag
 from seqtag import bulk
 from seqtag.bulk import PredictJob, local_engine, predict
 from seqtag.cli import main
-from seqtag.data import batching, schemes
+from seqtag.data import schemes
 from seqtag.errors import SeqtagError
+from seqtag.io import read_archive
 from seqtag.modules.crf import CRF
-from seqtag.modules.embedders import casing as torch_casing
 from seqtag.registry import recipe_from_dict
-from seqtag.tasks.tagging import lite, onnx, task
+from seqtag.tasks.tagging import lite, onnx
 from seqtag.tasks.tagging.recipe import TaggingRecipe
 from seqtag.tasks.tagging.task import TaggingTask
 
@@ -38,7 +36,7 @@ from .conftest import FIXTURES, TINY_RECIPE, make_sentence, write_three_column_c
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
-LONG = 620  # tokens of a sentence tagged in windows (task.WINDOW is 250)
+LONG = 620  # tokens of a sentence tagged in windows (seqtag.tasks.tagging.encoding.WINDOW is 250)
 
 
 def exported(model: Path) -> Path:
@@ -216,51 +214,29 @@ def test_the_fingerprint_is_the_one_export_stores(models, name):
     assert lite.ModelFile.read(models[name]).checksum_ok()
 
 
+def test_the_model_file_without_pytorch_holds_the_tensors_pytorch_reads(models):
+    """seqtag.io read without PyTorch (read_raw, safetensors_index, stored_array) and with it (read_archive):
+    the same meta, recipe and tensors, the half-precision word table included."""
+    file, content = lite.ModelFile.read(models["softmax"]), read_archive(models["softmax"])
+    assert file.recipe == content["recipe"] and file.vocab == content["vocab"]
+    assert {k: v for k, v in content["meta"].items() if k in file.meta} == file.meta
+    assert sorted(file.tensors) == sorted(content["tensors"]) and "words.frozen" in file.tensors
+    for name, tensor in content["tensors"].items():
+        array = file.array(name)
+        assert str(tensor.dtype) == f"torch.{array.dtype}" and array.tobytes() == tensor.numpy().tobytes(), name
+        assert array.shape == tuple(tensor.shape), name
+
+
 # ------------------------------------------------------------- the pieces repeated from modules that import torch
 
 
-def test_constants_and_defaults_are_those_of_the_modules_they_come_from():
-    assert (lite.FINGERPRINT_KEY, lite.SCHEMES) == (onnx.FINGERPRINT_KEY, schemes.SCHEMES)
-    assert (lite.MAX_WORD_CHARS, lite.WINDOW, lite.CONTEXT, lite.PREDICT_TOKENS) == \
-        (task.MAX_WORD_CHARS, task.WINDOW, task.CONTEXT, task.PREDICT_TOKENS)
+def test_recipe_defaults_are_those_of_the_recipe_schema():
     defaults = TaggingRecipe.model_validate({"task": "tagging"}).model_dump(mode="json")
     for name, value in lite.RECIPE_DEFAULTS.items():
         section = defaults
         for key in name.split("."):
             section = section[key]
         assert section == value, name
-
-
-def test_casing_is_the_embedders():
-    words = ["", "1999", "12.5", "a1b2c3", "abc", "ABC", "Abc", "aBc", "ab1", "--", "Ünïcödé", "ŒUVRE", "x2", "٣٤", "ß"]
-    assert [lite.casing(w) for w in words] == [torch_casing(w) for w in words]
-
-
-def tag_sequences(scheme: str) -> st.SearchStrategy[list[str]]:
-    prefixes = {"iob1": "BI", "iob2": "BI", "iobes": "BIES", "bilou": "BILU"}[scheme]
-    tag = st.one_of(st.just("O"), st.builds(lambda p, t: f"{p}-{t}", st.sampled_from(prefixes),
-                                             st.sampled_from(["PER", "LOC", "creative-work"])))
-    return st.lists(tag, max_size=12)
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.data(), st.sampled_from(["iob1", "iob2", "iobes", "bilou"]), st.sampled_from(["iob1", "iob2", "iobes", "bilou"]))
-def test_scheme_conversion_is_the_schemes_module(data, source, target):
-    tags = data.draw(tag_sequences(source))
-    assert lite.convert_tags(tags, source, target) == schemes.convert_tags(tags, source, target)
-    spans = schemes.spans_from_tags(tags, source)
-    assert lite.spans_from_tags(tags, source) == [(s.start, s.end, s.label) for s in spans]
-    assert lite.tags_from_spans(lite.spans_from_tags(tags, source), len(tags), target) == \
-        schemes.tags_from_spans(spans, len(tags), target)
-
-
-@settings(max_examples=100, deadline=None)
-@given(st.lists(st.integers(1, 300), min_size=1, max_size=60), st.integers(1, 20))
-def test_batches_and_padding_are_the_batching_modules(lengths, batch_size):
-    assert lite.length_batches(lengths, batch_size, 512) == batching.length_batches(lengths, batch_size, max_tokens=512)
-    rows = [list(range(1, n % 17 + 1)) for n in lengths]
-    width = max(1, max(map(len, rows)))
-    assert lite.pad(rows, width).tolist() == batching.pad(rows, width).tolist()
 
 
 @pytest.mark.parametrize("ties", [False, True])

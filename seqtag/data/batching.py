@@ -1,14 +1,20 @@
 """Batching shared by every task: length-bucketed batch order, padding of index lists, and moving a
-batch to a device."""
+batch to a device.
+
+PyTorch is imported by the functions that need it: the batch order of prediction and
+:func:`pad_array` serve the PyTorch-free prediction path (:mod:`seqtag.tasks.tagging.lite`) too."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
 from itertools import chain
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import torch
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 B = TypeVar("B")
 
@@ -28,6 +34,8 @@ def length_batches(
     if generator is None:
         order = sorted(range(len(lengths)), key=lambda i: lengths[i])
     else:
+        import torch
+
         noise = torch.rand(len(lengths), generator=generator).tolist()
         order = sorted(range(len(lengths)), key=lambda i: lengths[i] + 4.0 * noise[i])
     if max_tokens is None or generator is not None:
@@ -46,17 +54,28 @@ def length_batches(
     return batches
 
 
-def pad(rows: Sequence[Sequence[int]], width: int | None = None) -> torch.Tensor:
-    """``(len(rows), width)`` long tensor of the rows, left-aligned, zeros after each row's end.
+def pad_array(rows: Sequence[Sequence[int]], width: int | None = None) -> np.ndarray:
+    """``(len(rows), width)`` int64 array of the rows, left-aligned, zeros after each row's end.
 
-    ``width`` defaults to the longest row (at least 1); one tensor constructor for all values.
+    ``width`` defaults to the longest row (at least 1); one array constructor for all values.
     """
-    sizes = torch.tensor([len(row) for row in rows], dtype=torch.long)  # (B,)
+    sizes = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))  # (B,)
     if width is None:
         width = max(1, int(sizes.max())) if len(rows) else 1
-    out = torch.zeros(len(rows), width, dtype=torch.long)
-    out[torch.arange(width).unsqueeze(0) < sizes.unsqueeze(1)] = torch.tensor(list(chain.from_iterable(rows)), dtype=torch.long)
+    out = np.zeros((len(rows), width), dtype=np.int64)
+    out[np.arange(width)[None, :] < sizes[:, None]] = np.fromiter(chain.from_iterable(rows), dtype=np.int64)
     return out
+
+
+def pad(rows: Sequence[Sequence[int]], width: int | None = None) -> torch.Tensor:
+    """``(len(rows), width)`` long tensor of the rows, left-aligned, zeros after each row's end
+    (:func:`pad_array`, whose memory the tensor shares).
+
+    ``width`` defaults to the longest row (at least 1).
+    """
+    import torch
+
+    return torch.from_numpy(pad_array(rows, width))
 
 
 def to_device(batch: B, device: torch.device) -> B:
@@ -69,6 +88,8 @@ def to_device(batch: B, device: torch.device) -> B:
 
 
 def _moved(value: Any, device: torch.device) -> Any:
+    import torch
+
     if isinstance(value, torch.Tensor):
         return value.to(device, non_blocking=True)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from seqtag.errors import DataError, SchemeError
+
+if TYPE_CHECKING:
+    import torch
 
 SCHEMES = ("iob1", "iob2", "iobes", "bilou", "none")
 OUTSIDE = "O"
@@ -197,6 +199,8 @@ def allowed_transitions(scheme: str, labels: Sequence[str]) -> tuple[torch.Tenso
     ``start[j]`` whether a sentence may begin with ``j`` and ``end[i]``
     whether it may end with ``i``.
     """
+    import torch  # here, not at the top: the rest of this module serves the PyTorch-free prediction path
+
     n = len(labels)
     start = torch.ones(n, dtype=torch.bool)
     transitions = torch.ones(n, n, dtype=torch.bool)

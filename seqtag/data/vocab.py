@@ -1,7 +1,9 @@
-"""Vocabularies: string <-> index maps that serialise to JSON, and the word lookup of the tasks."""
+"""Vocabularies: string <-> index maps that serialise to JSON, the word lookup of the tasks, and the
+casing classes of words."""
 
 from __future__ import annotations
 
+import functools
 import operator
 import re
 from array import array
@@ -399,3 +401,26 @@ class WordIndex:
         if not 2 <= num_trainable <= len(vocab):
             raise ValueError(f"num_trainable_words is {num_trainable}, not between 2 and the {len(vocab)} words")
         return cls(vocab, num_trainable, bool(data["lowercase"]))
+
+
+#: The casing classes of :func:`casing` (index 0 is padding).
+CASINGS = ("pad", "numeric", "mainly_numeric", "all_lower", "all_upper", "initial_upper", "contains_digit", "other")
+
+
+@functools.lru_cache(maxsize=1 << 16)  # a pure function of the word, called for every token
+def casing(word: str) -> int:
+    """Casing class of ``word`` (Reimers & Gurevych 2017), an index into :data:`CASINGS`."""
+    if word.isdigit():
+        return 1
+    digits = sum(map(str.isdigit, word))
+    if digits / max(len(word), 1) > 0.5:
+        return 2
+    if word.islower():
+        return 3
+    if word.isupper():
+        return 4
+    if word[:1].isupper():
+        return 5
+    if digits:
+        return 6
+    return 7

@@ -1,32 +1,14 @@
-"""Token-level embedders: words (pretrained, split trainable/frozen) and casing features."""
+"""Token-level embedders: words (pretrained, split trainable/frozen) and casing features (the casing
+classes, :func:`~seqtag.data.vocab.casing`, are the data layer's: the PyTorch-free prediction path uses them too)."""
 
 from __future__ import annotations
-
-import functools
 
 import torch
 from torch import nn
 
-CASINGS = ("pad", "numeric", "mainly_numeric", "all_lower", "all_upper", "initial_upper", "contains_digit", "other")
+from seqtag.data.vocab import CASINGS, casing
 
-
-@functools.lru_cache(maxsize=1 << 16)  # a pure function of the word, called for every token
-def casing(word: str) -> int:
-    """Casing class of ``word`` (Reimers & Gurevych 2017), an index into :data:`CASINGS`."""
-    if word.isdigit():
-        return 1
-    digits = sum(map(str.isdigit, word))
-    if digits / max(len(word), 1) > 0.5:
-        return 2
-    if word.islower():
-        return 3
-    if word.isupper():
-        return 4
-    if word[:1].isupper():
-        return 5
-    if digits:
-        return 6
-    return 7
+__all__ = ["CASINGS", "WordEmbedder", "casing"]
 
 
 class WordEmbedder(nn.Module):

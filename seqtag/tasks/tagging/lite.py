@@ -5,13 +5,14 @@ sentence. When a tagger has an ONNX export (``seqtag export MODEL``), ``seqtag p
 none of it: the graph computes the emissions, and what PyTorch does around the network is small.
 This module does that part without importing torch, directly or through another seqtag module:
 
-* the model file is read as the zip of JSON and safetensors it is (:class:`ModelFile`; the weights
-  only to check them, and for the CRF's scores);
+* the model file is read as the zip of JSON and safetensors it is (:class:`ModelFile`, on
+  :func:`seqtag.io.read_raw`; the weights only to check them, and for the CRF's scores);
 * the ONNX file is checked against the model by the fingerprint :func:`seqtag.tasks.tagging.onnx.export_onnx`
   stored in it, recomputed here from the file's tensors (:meth:`ModelFile.fingerprint`);
 * sentences are encoded and batched as :class:`~seqtag.tasks.tagging.task.TaggingTask` does (word,
   character, casing and feature-column indices, the same length-sorted batches, the same windows
-  for long sentences), so ONNX Runtime sees the very inputs of ``--runtime onnx``;
+  for long sentences: :mod:`seqtag.tasks.tagging.encoding`), so ONNX Runtime sees the very inputs
+  of ``--runtime onnx``;
 * the emissions are decoded as :class:`~seqtag.modules.crf.CRF` does (Viterbi with the constrained
   start, transition and end scores, in float32, ties to the first tag) or by argmax (softmax
   decoders), and the tags mapped back to the corpus's scheme as ``TaggingTask._to_corpus`` does.
@@ -23,56 +24,57 @@ pytorch-crf backend, JSON-lines input (its confidences are CRF marginals, comput
 feature columns the input lacks, and softmax predictions of raw text whose best two scores are
 closer than :data:`SOFTMAX_TIE` (PyTorch takes the argmax of the softmax there, where rounding can tie).
 
-A few small pieces of seqtag live in modules that import torch, and are repeated here: the
-casing classes (:func:`casing`), tag-scheme conversion (:func:`convert_tags`), length-sorted
-batches, padding and the windows of long sentences; ``tests/test_lite_predict.py`` checks them against
-the originals (the windows through whole predictions).
+What this shares with the PyTorch path comes from the modules that path uses, which import torch
+only where they need it: :mod:`seqtag.io` (the model file), :mod:`seqtag.data.schemes`,
+:mod:`seqtag.data.batching`, :mod:`seqtag.data.vocab` (the casing classes) and
+:mod:`seqtag.tasks.tagging.encoding`. Repeated here in numpy are what computes with tensors there:
+:meth:`ModelFile.fingerprint` (``seqtag.tasks.tagging.onnx.fingerprint``), :func:`viterbi` (the CRF's
+decoder) and the batch's inputs; ``tests/test_lite_predict.py`` checks them against the originals.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import json
-import mmap
-import os
-import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from seqtag.data.batching import length_batches, pad_array
 from seqtag.data.conll import Sentence
+from seqtag.data.schemes import SCHEMES
 from seqtag.data.stream import ChunkResult
 from seqtag.data.text import Tokenizer, TokenizerConfig
-from seqtag.data.vocab import Vocabulary, WordIndex
-from seqtag.errors import SeqtagError
+from seqtag.data.vocab import Vocabulary, WordIndex, casing
+from seqtag.errors import SchemeError, SeqtagError
+from seqtag.io import (
+    SAFETENSORS_DTYPES,
+    StoredTensor,
+    open_model_file,
+    plain_meta,
+    read_json_member,
+    read_raw,
+    safetensors_index,
+    sha256_of,
+    stored_array,
+)
+from seqtag.tasks.tagging.encoding import (
+    FINGERPRINT_KEY,
+    PREDICT_TOKENS,
+    WINDOW,
+    Encoded,
+    char_indices,
+    corpus_tags,
+    direct_tags,
+    feature_indices,
+    window_pieces,
+)
 
-#: The ONNX metadata key of the model's fingerprint (``seqtag.tasks.tagging.onnx.FINGERPRINT_KEY``).
-FINGERPRINT_KEY = "seqtag_weights_sha256"
-#: As in ``seqtag.tasks.tagging.task``: longer words are encoded from their first and last 32 characters,
-#: longer sentences tagged in windows of ``WINDOW`` tokens with ``CONTEXT`` tokens of context on each
-#: side, and a batch holds at most ``PREDICT_TOKENS`` padded tokens.
-MAX_WORD_CHARS = 64
-WINDOW = 250
-CONTEXT = 25
-PREDICT_TOKENS = 4096
 #: Softmax decoders on raw text: PyTorch takes the argmax of the softmax, where rounding can tie two scores
 #: closer than a few units in the last place of 1 (measured: 3e-8 at most); chunks with two best scores this
 #: close go to PyTorch.
 SOFTMAX_TIE = 1e-5
-#: Tag schemes (``seqtag.data.schemes.SCHEMES``).
-SCHEMES = ("iob1", "iob2", "iobes", "bilou", "none")
-
-_MEMBERS = ("meta.json", "recipe.json", "vocab.json", "weights.safetensors", "metrics.json")
-_LIMITS = {"meta.json": 2**16, "recipe.json": 2**20, "vocab.json": 2**29, "weights.safetensors": 2**34}
-#: safetensors dtype -> (numpy dtype, the name ``str(torch_tensor.dtype)`` gives).
-_DTYPES = {"F64": ("<f8", "torch.float64"), "F32": ("<f4", "torch.float32"), "F16": ("<f2", "torch.float16"),
-           "I64": ("<i8", "torch.int64"), "I32": ("<i4", "torch.int32"), "I16": ("<i2", "torch.int16"),
-           "I8": ("i1", "torch.int8"), "U8": ("u1", "torch.uint8"), "BOOL": ("?", "torch.bool")}
 
 
 class Unsupported(Exception):
@@ -83,19 +85,10 @@ class StaleExport(SeqtagError):
     """An ONNX file that was not exported from the model it is used with (the message is the PyTorch path's)."""
 
 
-@dataclass(frozen=True)
-class _Tensor:
-    """A tensor of a safetensors buffer: where its bytes are, its shape and dtype (safetensors' name)."""
-
-    start: int
-    end: int
-    shape: tuple[int, ...]
-    dtype: str
-
-
 class ModelFile:
-    """A model file read without PyTorch: ``meta``, ``recipe`` and ``vocab`` (JSON) and the weights'
-    bytes (memory-mapped when stored uncompressed), checked as far as this path needs.
+    """A model file read without PyTorch (:func:`seqtag.io.read_raw`): ``meta``, ``recipe`` and ``vocab``
+    (JSON) and the weights' bytes (memory-mapped as PyTorch's path maps them), checked as far as this
+    path needs.
 
     Anything unexpected (a missing or broken file, a newer format, bfloat16 tensors) raises
     :class:`Unsupported`: the PyTorch path then reads the file and reports what is wrong with it.
@@ -107,28 +100,20 @@ class ModelFile:
         self.recipe = recipe
         self.weights = weights
         self._vocab: dict[str, Any] | None = None
-        self._tensors: dict[str, _Tensor] | None = None
+        self._tensors: dict[str, StoredTensor] | None = None
 
     @classmethod
     def read(cls, path: str | Path) -> ModelFile:
         """The file's meta, recipe and weights (the vocabularies are read when first used)."""
         path = Path(path)
         try:
-            with zipfile.ZipFile(path) as archive:
-                if not set(_MEMBERS) <= set(archive.namelist()):
-                    raise Unsupported("not a model file")
-                meta, recipe = _json(archive, "meta.json"), _json(archive, "recipe.json")
-                weights = _weights(path, archive)
+            raw = read_raw(path)
         except Exception as error:  # whatever it is, the PyTorch path reads the file again and names it
             raise Unsupported(f"{path}: {type(error).__name__}") from None
-        if not (isinstance(meta, dict) and meta.get("format") == "seqtag-model" and type(meta.get("format_version")) is int
-                and meta["format_version"] <= 1 and isinstance(meta.get("task"), str)
-                and isinstance(meta.get("weights_sha256"), str) and isinstance(meta.get("seqtag_version", ""), str)
-                and isinstance(meta.get("half_precision", []), list)
-                and all(isinstance(name, str) for name in meta.get("half_precision", []))
-                and isinstance(recipe, dict)):  # what seqtag.io.ModelMeta accepts
+        meta, recipe = raw["meta"], raw["recipe"]
+        if not plain_meta(meta) or not isinstance(recipe, dict):  # what seqtag.io.ModelMeta accepts as it is
             raise Unsupported(f"{path}: meta.json or recipe.json is not what this seqtag writes")
-        return cls(path, meta, recipe, weights)
+        return cls(path, meta, recipe, raw["weights"])
 
     @property
     def header(self) -> dict[str, Any]:
@@ -140,8 +125,8 @@ class ModelFile:
         """``vocab.json``."""
         if self._vocab is None:
             try:
-                with zipfile.ZipFile(self.path) as archive:
-                    vocab = _json(archive, "vocab.json")
+                with open_model_file(self.path) as archive:
+                    vocab = read_json_member(archive, "vocab.json", self.path)
             except Exception as error:  # as in read()
                 raise Unsupported(f"{self.path}: vocab.json: {type(error).__name__}") from None
             if not isinstance(vocab, dict):
@@ -150,18 +135,23 @@ class ModelFile:
         return self._vocab
 
     @property
-    def tensors(self) -> dict[str, _Tensor]:
-        """Every tensor of the weights (where its bytes are), checked as :func:`seqtag.io.read_archive` does."""
+    def tensors(self) -> dict[str, StoredTensor]:
+        """Every tensor of the weights (where its bytes are), checked as :func:`seqtag.io.read_archive` does;
+        Unsupported for weights it refuses and for what numpy cannot hold (bfloat16)."""
         if self._tensors is None:
-            self._tensors = _safetensors_index(self.weights)
+            try:
+                tensors = safetensors_index(self.weights)
+            except (ValueError, RecursionError, UnicodeDecodeError) as error:
+                raise Unsupported(f"the weights cannot be read ({error})") from None
+            for name, tensor in tensors.items():
+                if SAFETENSORS_DTYPES[tensor.dtype][0] is None or not all(type(n) is int for n in tensor.shape):
+                    raise Unsupported(f"tensor {name}: a dtype or shape this path does not read")
+            self._tensors = tensors
         return self._tensors
 
     def checksum_ok(self) -> bool:
         """Whether the weights' SHA-256 is the one ``meta.json`` records."""
-        digest = hashlib.sha256()
-        for start in range(0, len(self.weights), 1 << 22):
-            digest.update(self.weights[start : start + (1 << 22)])
-        return digest.hexdigest() == self.meta["weights_sha256"]
+        return sha256_of(self.weights) == self.meta["weights_sha256"]
 
     def fingerprint(self) -> str:
         """:func:`seqtag.tasks.tagging.onnx.fingerprint` of the model this file loads as: SHA-256 over the
@@ -170,7 +160,7 @@ class ModelFile:
         digest = hashlib.sha256()
         for name in sorted(self.tensors):
             tensor = self.tensors[name]
-            digest.update(f"{name}{tensor.shape}{_DTYPES[tensor.dtype][1]}".encode())
+            digest.update(f"{name}{tensor.shape}torch.{SAFETENSORS_DTYPES[tensor.dtype][1]}".encode())
             digest.update(self.weights[tensor.start : tensor.end])
         return digest.hexdigest()
 
@@ -179,71 +169,12 @@ class ModelFile:
         tensor = self.tensors.get(name)
         if tensor is None:
             raise Unsupported(f"the model file has no tensor {name}")
-        dtype = np.dtype(_DTYPES[tensor.dtype][0])
-        return np.frombuffer(self.weights[tensor.start : tensor.end], dtype=dtype).reshape(tensor.shape).copy()
+        return stored_array(self.weights, tensor).copy()
 
     def rows(self, name: str) -> int | None:
         """The first dimension of tensor ``name``, None without one."""
         tensor = self.tensors.get(name)
         return None if tensor is None or not tensor.shape else tensor.shape[0]
-
-
-def _json(archive: zipfile.ZipFile, name: str) -> Any:
-    if archive.getinfo(name).file_size > _LIMITS[name]:
-        raise ValueError(f"{name} too large")
-    with archive.open(name) as member:
-        data = member.read(_LIMITS[name] + 1)
-    if len(data) > _LIMITS[name]:
-        raise ValueError(f"{name} too large")
-    return json.loads(data.decode("utf-8"))
-
-
-def _weights(path: Path, archive: zipfile.ZipFile) -> memoryview:
-    """``weights.safetensors``: a read-only memory map of its bytes in the file when stored uncompressed,
-    else read into memory."""
-    info = archive.getinfo("weights.safetensors")
-    if info.file_size > _LIMITS["weights.safetensors"]:
-        raise ValueError("weights too large")
-    if info.compress_type == zipfile.ZIP_STORED and info.file_size > 0:
-        with open(path, "rb") as handle:
-            handle.seek(info.header_offset)
-            local = handle.read(30)
-            if len(local) == 30 and local[:4] == b"PK\x03\x04":
-                start = info.header_offset + 30 + int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30], "little")
-                if start + info.file_size <= os.fstat(handle.fileno()).st_size:
-                    mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-                    return memoryview(mapped)[start : start + info.file_size]
-    with archive.open("weights.safetensors") as member:
-        return memoryview(member.read(_LIMITS["weights.safetensors"] + 1))
-
-
-def _safetensors_index(data: memoryview) -> dict[str, _Tensor]:
-    """Where each tensor of safetensors ``data`` is; Unsupported for anything that is not well-formed
-    safetensors of the dtypes numpy has (the PyTorch path then says what is wrong)."""
-    try:
-        size = int.from_bytes(data[:8], "little") if len(data) >= 8 else -1
-        if not 0 <= size <= min(len(data) - 8, 2**26):
-            raise ValueError("bad header size")
-        header = json.loads(bytes(data[8 : 8 + size]).decode("utf-8"))
-    except (ValueError, RecursionError, UnicodeDecodeError) as error:
-        raise Unsupported(f"the weights cannot be read ({error})") from None
-    if not isinstance(header, dict):
-        raise Unsupported("the weights' header is not an object")
-    body = 8 + size
-    tensors = {}
-    for name, spec in header.items():
-        if name == "__metadata__":
-            continue
-        if not isinstance(spec, dict) or spec.get("dtype") not in _DTYPES:
-            raise Unsupported(f"tensor {name}: a dtype this path does not read")
-        shape, offsets = spec.get("shape"), spec.get("data_offsets")
-        if not (isinstance(shape, list) and all(type(n) is int and 0 <= n < 2**40 for n in shape)
-                and isinstance(offsets, list) and len(offsets) == 2 and all(type(n) is int for n in offsets)
-                and 0 <= offsets[0] <= offsets[1] <= len(data) - body
-                and int(np.prod(shape, dtype=np.int64)) * np.dtype(_DTYPES[spec["dtype"]][0]).itemsize == offsets[1] - offsets[0]):
-            raise Unsupported(f"tensor {name}: bad shape or offsets")
-        tensors[name] = _Tensor(body + offsets[0], body + offsets[1], tuple(shape), spec["dtype"])
-    return tensors
 
 
 def _onnxruntime() -> Any:
@@ -296,114 +227,7 @@ def open_export(model: ModelFile, path: str | Path, threads: int) -> Any:
     return session
 
 
-# ----------------------------------------------------------------------- pieces of seqtag without torch
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def casing(word: str) -> int:
-    """:func:`seqtag.modules.embedders.casing`: the casing class of ``word``."""
-    if word.isdigit():
-        return 1
-    digits = sum(map(str.isdigit, word))
-    if digits / max(len(word), 1) > 0.5:
-        return 2
-    if word.islower():
-        return 3
-    if word.isupper():
-        return 4
-    if word[:1].isupper():
-        return 5
-    if digits:
-        return 6
-    return 7
-
-
-_ROLES = {"iob1": {"B": "B", "I": "I"}, "iob2": {"B": "B", "I": "I"}, "iobes": {"B": "B", "I": "I", "E": "E", "S": "S"},
-          "bilou": {"B": "B", "I": "I", "L": "E", "U": "S"}}
-_PREFIX = {"iob1": {"B": "B", "I": "I"}, "iob2": {"B": "B", "I": "I"}, "iobes": {"B": "B", "I": "I", "E": "E", "S": "S"},
-           "bilou": {"B": "B", "I": "I", "E": "L", "S": "U"}}
-
-
-def spans_from_tags(tags: Sequence[str], scheme: str) -> list[tuple[int, int, str]]:
-    """:func:`seqtag.data.schemes.spans_from_tags` as ``(start, end, label)`` triples; Unsupported for a
-    tag outside ``scheme`` (the PyTorch path raises its error)."""
-    if scheme == "none":
-        return []
-    roles = _ROLES[scheme]
-    spans: list[tuple[int, int, str]] = []
-    start, label = -1, ""
-    for i, tag in enumerate(tags):
-        if tag == "O":
-            if start >= 0:
-                spans.append((start, i, label))
-            start = -1
-            continue
-        prefix, sep, typ = tag.partition("-")
-        role = roles.get(prefix) if sep and typ else None
-        if role is None:
-            raise Unsupported(f"tag {tag!r} is not valid in the {scheme.upper()} scheme")
-        if role in ("B", "S") or start < 0 or typ != label:
-            if start >= 0:
-                spans.append((start, i, label))
-            start, label = i, typ
-        if role in ("E", "S"):
-            spans.append((start, i + 1, label))
-            start = -1
-    if start >= 0:
-        spans.append((start, len(tags), label))
-    return spans
-
-
-def tags_from_spans(spans: Sequence[tuple[int, int, str]], length: int, scheme: str) -> list[str]:
-    """:func:`seqtag.data.schemes.tags_from_spans` of ``(start, end, label)`` triples (non-overlapping)."""
-    tags = ["O"] * length
-    prefix = _PREFIX[scheme]
-    previous_end, previous_label = -1, None
-    for start, end, label in sorted(spans):
-        size = end - start
-        if scheme == "iob1":
-            roles = ["B" if previous_end == start and previous_label == label else "I"] + ["I"] * (size - 1)
-        elif scheme == "iob2":
-            roles = ["B"] + ["I"] * (size - 1)
-        elif size == 1:
-            roles = ["S"]
-        else:
-            roles = ["B"] + ["I"] * (size - 2) + ["E"]
-        for offset, role in enumerate(roles):
-            tags[start + offset] = f"{prefix[role]}-{label}"
-        previous_end, previous_label = end, label
-    return tags
-
-
-def convert_tags(tags: Sequence[str], source: str, target: str) -> list[str]:
-    """:func:`seqtag.data.schemes.convert_tags` between two of :data:`SCHEMES`."""
-    if source == target or "none" in (source, target):
-        if source != target:
-            raise Unsupported(f"cannot convert between {source!r} and {target!r}")
-        return list(tags)
-    return tags_from_spans(spans_from_tags(tags, source), len(tags), target)
-
-
-def length_batches(lengths: Sequence[int], batch_size: int, max_tokens: int) -> list[list[int]]:
-    """:func:`seqtag.data.batching.length_batches` for prediction: indices sorted by length, cut into
-    batches of at most ``batch_size`` rows and ``max_tokens`` padded tokens."""
-    batches, current = [], []
-    for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
-        if current and (len(current) >= batch_size or (len(current) + 1) * lengths[i] > max_tokens):
-            batches.append(current)
-            current = []
-        current.append(i)
-    if current:
-        batches.append(current)
-    return batches
-
-
-def pad(rows: Sequence[Sequence[int]], width: int) -> np.ndarray:
-    """:func:`seqtag.data.batching.pad`: ``(len(rows), width)`` int64, rows left-aligned, zeros after."""
-    sizes = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))  # (B,)
-    out = np.zeros((len(rows), width), dtype=np.int64)
-    out[np.arange(width)[None, :] < sizes[:, None]] = np.fromiter(chain.from_iterable(rows), dtype=np.int64)
-    return out
+# ------------------------------------------------------------------------------------ decoding
 
 
 def viterbi(emissions: np.ndarray, lengths: np.ndarray, start: np.ndarray, transitions: np.ndarray,
@@ -440,47 +264,6 @@ def viterbi(emissions: np.ndarray, lengths: np.ndarray, start: np.ndarray, trans
 
 
 # --------------------------------------------------------------------------------------- the tagger
-
-
-@dataclass
-class _Encoded:
-    """A sentence (or a window of one) as indices, one per token; ``features`` per token, or None."""
-
-    tokens: list[str]
-    words: list[int]
-    casing: list[int]
-    features: list[list[int]] | None
-
-    def __len__(self) -> int:
-        return len(self.tokens)
-
-    def cut(self, start: int, end: int) -> _Encoded:
-        return _Encoded(self.tokens[start:end], self.words[start:end], self.casing[start:end],
-                        None if self.features is None else self.features[start:end])
-
-
-def _pieces(encoded: Sequence[_Encoded]) -> tuple[list[_Encoded], list[list[tuple[int, int, int]]]]:
-    """``TaggingTask._pieces`` (sentences without document context): sentences longer than
-    :data:`WINDOW` cut into overlapping windows; per sentence ``(piece, keep from, keep to)`` triples."""
-    pieces: list[_Encoded] = []
-    plans: list[list[tuple[int, int, int]]] = []
-    core = WINDOW - 2 * CONTEXT
-    for item in encoded:
-        n = len(item)
-        if n == 0:
-            plans.append([])
-        elif n <= WINDOW:
-            plans.append([(len(pieces), 0, n)])
-            pieces.append(item)
-        else:
-            plan = []
-            for core_start in range(0, n, core):
-                core_end = min(n, core_start + core)
-                start, end = max(0, core_start - CONTEXT), min(n, core_end + CONTEXT)
-                plan.append((len(pieces), core_start - start, core_end - start))
-                pieces.append(item.cut(start, end))
-            plans.append(plan)
-    return pieces, plans
 
 
 #: The recipe settings this path reads, with the defaults a recipe validated by
@@ -546,8 +329,8 @@ class LiteTagger:
                 or not all(type(c) is int for c in self.feature_columns)):
             raise Unsupported("a recipe or vocabulary this path does not know")
         self.train_scheme = "none" if self.corpus_scheme == "none" else scheme
-        self.is_span_task = self.corpus_scheme != "none"
-        self.direct = self._direct_tags(constrained)
+        self.direct = direct_tags(self.tags.itos, self.train_scheme, self.corpus_scheme,
+                                  self.decoder == "crf" and constrained)  # TaggingTask._corpus_tags
         num_tags = len(self.tags)
         sizes = {"emissions.weight": num_tags, "words.embedding.weight": self.words.num_trainable,
                  "words.frozen": self.words.num_frozen}
@@ -580,19 +363,6 @@ class LiteTagger:
         file = ModelFile.read(model)
         return cls(file, open_export(file, Path(model).with_suffix(".onnx") if onnx is None else onnx, threads))
 
-    def _direct_tags(self, constrained: bool) -> list[str] | None:
-        """``TaggingTask._corpus_tags``: each training-scheme tag's corpus-scheme tag, when the conversion is
-        tag by tag; None otherwise."""
-        source, target = self.train_scheme, self.corpus_scheme
-        renames = {("iobes", "iob2"): {"S": "B", "E": "I"}, ("bilou", "iob2"): {"U": "B", "L": "I"},
-                   ("iobes", "bilou"): {"S": "U", "E": "L"}, ("bilou", "iobes"): {"U": "S", "L": "E"}}
-        if source == target:
-            return list(self.tags.itos)
-        if self.decoder == "crf" and constrained and (source, target) in renames:
-            rename = renames[(source, target)]
-            return [tag if tag == "O" or "-" not in tag else rename.get(tag[0], tag[0]) + tag[1:] for tag in self.tags.itos]
-        return None
-
     # ---------------------------------------------------------------- prediction
 
     def tag_items(self, format: str, items: Sequence[Any], batch_size: int = 256) -> ChunkResult:
@@ -623,7 +393,7 @@ class LiteTagger:
         tags = iter([self._to_corpus(t, stitched=len(t) > WINDOW) for t in indices])
         return [[(tokens, next(tags)) for tokens in sentences] for sentences in split]
 
-    def _encode(self, sentence: Sentence) -> _Encoded:
+    def _encode(self, sentence: Sentence) -> Encoded:
         """``TaggingTask.encode`` without tags."""
         tokens = sentence.tokens
         features = None
@@ -632,12 +402,11 @@ class LiteTagger:
                 columns = [[row[c] for row in sentence.rows] for c in self.feature_columns]
                 if not sentence.rows or not all(-len(sentence.rows[0]) <= c < len(sentence.rows[0]) for c in self.feature_columns):
                     raise IndexError
-                features = [[v.stoi.get(value, v.unk_index) for v, value in zip(self.features, values, strict=True)]
-                            for values in zip(*columns, strict=True)]
+                features = feature_indices(columns, self.features)
             except (IndexError, ValueError) as error:  # the PyTorch path says what is missing
                 raise Unsupported(f"the input lacks the feature columns ({type(error).__name__})") from None
         index = self.words.index
-        return _Encoded(tokens, [index(t) for t in tokens], [casing(t) for t in tokens], features)
+        return Encoded(tokens, [index(t) for t in tokens], [casing(t) for t in tokens], None, features)
 
     def _chars(self, form: str) -> list[int]:
         """``TaggingTask._chars``: character indices of a word form (memoised)."""
@@ -645,12 +414,10 @@ class LiteTagger:
         if row is None:
             if len(self._char_rows) >= 1 << 17:
                 self._char_rows.clear()
-            text = form if len(form) <= MAX_WORD_CHARS else form[: MAX_WORD_CHARS // 2] + form[-(MAX_WORD_CHARS // 2):]
-            stoi, unk = self.chars.stoi, self.chars.unk_index
-            row = self._char_rows[form] = [stoi.get(c, unk) for c in text] or [unk]
+            row = self._char_rows[form] = char_indices(form, self.chars)
         return row
 
-    def _inputs(self, items: Sequence[_Encoded]) -> dict[str, np.ndarray]:
+    def _inputs(self, items: Sequence[Encoded]) -> dict[str, np.ndarray]:
         """``TaggingTask.collate`` as ONNX Runtime inputs: ``words``, ``forms``, ``casing`` ``(B, T)``,
         ``chars`` ``(U, L)``, ``lengths`` ``(B,)`` and ``features`` ``(B, T, F)``."""
         steps = max(len(item) for item in items)
@@ -658,10 +425,10 @@ class LiteTagger:
         forms = [[form_ids.setdefault(token, len(form_ids)) for token in item.tokens] for item in items]
         char_rows = [self._chars(form) for form in form_ids]
         values = {
-            "words": pad([item.words for item in items], steps),
-            "chars": pad(char_rows, max(map(len, char_rows))),
-            "forms": pad(forms, steps),
-            "casing": pad([item.casing for item in items], steps),
+            "words": pad_array([item.words for item in items], steps),
+            "chars": pad_array(char_rows, max(map(len, char_rows))),
+            "forms": pad_array(forms, steps),
+            "casing": pad_array([item.casing for item in items], steps),
             "lengths": np.array([len(item) for item in items], dtype=np.int64),
         }
         if self.features:
@@ -672,13 +439,13 @@ class LiteTagger:
             values["features"] = features
         return {name: values[name] for name in self.inputs}
 
-    def _indices(self, encoded: Sequence[_Encoded], batch_size: int, exact_softmax: bool) -> list[list[int]]:
+    def _indices(self, encoded: Sequence[Encoded], batch_size: int, exact_softmax: bool) -> list[list[int]]:
         """Tag indices (training scheme) of each sentence, in input order (``TaggingTask._predict_indices``).
         ``exact_softmax``: decode a softmax model as the argmax of its softmax (Unsupported where that
         could differ from the argmax of the scores)."""
-        pieces, plans = _pieces(encoded)
+        pieces, plans = window_pieces(encoded)
         results: list[list[int]] = [[] for _ in pieces]
-        for order in length_batches([len(p) for p in pieces], batch_size, PREDICT_TOKENS):
+        for order in length_batches([len(p) for p in pieces], batch_size, max_tokens=PREDICT_TOKENS):
             inputs = self._inputs([pieces[i] for i in order])
             emissions = self.session.run(None, inputs)[0].astype(np.float32, copy=False)  # (B, T, K)
             lengths = np.array([len(pieces[i]) for i in order], dtype=np.int64)
@@ -699,11 +466,9 @@ class LiteTagger:
         return emissions.argmax(axis=2)
 
     def _to_corpus(self, indices: Sequence[int], stitched: bool = False) -> list[str]:
-        """``TaggingTask._to_corpus``: training-scheme tag indices as corpus-scheme tags."""
-        if self.direct is not None and not stitched:
-            return [self.direct[i] for i in indices]
-        itos = self.tags.itos
-        tags = convert_tags([itos[i] for i in indices], self.train_scheme, self.corpus_scheme)
-        if stitched and self.is_span_task:  # windows may disagree at a seam: re-encode the spans validly
-            tags = tags_from_spans(spans_from_tags(tags, self.corpus_scheme), len(tags), self.corpus_scheme)
-        return tags
+        """``TaggingTask._to_corpus``: training-scheme tag indices as corpus-scheme tags; Unsupported for a tag
+        outside the scheme (the PyTorch path raises its error)."""
+        try:
+            return corpus_tags(indices, self.tags.itos, self.direct, self.train_scheme, self.corpus_scheme, stitched)
+        except SchemeError as error:
+            raise Unsupported(str(error)) from None

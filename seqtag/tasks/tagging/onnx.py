@@ -38,8 +38,8 @@ from seqtag.errors import SeqtagError, shorten
 from seqtag.io import atomic_write_bytes
 from seqtag.modules.char_encoders import CharCNN
 from seqtag.modules.recurrent import CELLS, cell
+from seqtag.tasks.tagging.encoding import FINGERPRINT_KEY
 
-FINGERPRINT_KEY = "seqtag_weights_sha256"
 INPUTS = ("words", "chars", "forms", "casing", "lengths")
 
 

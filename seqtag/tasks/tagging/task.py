@@ -14,38 +14,40 @@ import torch
 
 from seqtag.data.batching import length_batches, pad
 from seqtag.data.conll import ReadStats, Sentence, read_conll
-from seqtag.data.schemes import (
-    allowed_transitions,
-    check_tags,
-    convert_tags,
-    detect_scheme,
-    spans_from_tags,
-    tags_from_spans,
-)
+from seqtag.data.schemes import allowed_transitions, check_tags, convert_tags, detect_scheme
 from seqtag.data.sources import read_dataset_splits, uses_datasets
 from seqtag.data.text import TokenizerConfig
-from seqtag.data.vocab import Vocabulary, WordIndex
+from seqtag.data.vocab import Vocabulary, WordIndex, casing
 from seqtag.devices import threads_for
 from seqtag.embeddings import PretrainedVectors
 from seqtag.errors import ArchiveError, DataError, RecipeError, SeqtagError, shorten
 from seqtag.evaluation import span_metrics, token_accuracy
 from seqtag.io import read_archive
-from seqtag.modules.embedders import casing
 from seqtag.modules.language_model import SEPARATORS, LanguageModel, pad_sentences, sentence_symbols
 from seqtag.tasks import transfer
 from seqtag.tasks.base import Task, check_tensors
+from seqtag.tasks.tagging.encoding import CONTEXT as CONTEXT
+from seqtag.tasks.tagging.encoding import MAX_WORD_CHARS as MAX_WORD_CHARS
+from seqtag.tasks.tagging.encoding import (
+    PREDICT_TOKENS,
+    WINDOW,
+    Encoded,
+    char_indices,
+    corpus_tags,
+    direct_tags,
+    feature_indices,
+    window_pieces,
+)
 from seqtag.tasks.tagging.model import Tagger, TaggingBatch, select_centre
 from seqtag.tasks.tagging.onnx import OnnxEmissions
 from seqtag.tasks.tagging.recipe import TaggingRecipe
 
 log = logging.getLogger(__name__)
 
-MAX_WORD_CHARS = 64  # longer words are encoded from their first and last 32 characters
-WINDOW = 250  # at prediction, longer sentences are tagged in overlapping windows of this many tokens
-CONTEXT = 25  # tokens of context on each side of a window's kept middle part
+# MAX_WORD_CHARS, WINDOW, CONTEXT and PREDICT_TOKENS (imported above) are defined in
+# seqtag.tasks.tagging.encoding, which the PyTorch-free prediction path shares.
 MAX_N_BEST = 100  # the most alternative tag sequences a prediction lists
 _UNKNOWN = object()  # not worked out yet
-PREDICT_TOKENS = 4096  # a prediction batch holds at most this many padded tokens (memory stays bounded)
 
 
 @dataclass
@@ -56,40 +58,6 @@ class Prediction:
     tags: list[str]
     confidences: list[float]
     n_best: list[tuple[list[str], float]]
-
-
-@dataclass
-class Encoded:
-    """A sentence as indices: ``words``, ``casing`` (and ``features``) have one entry per token.
-
-    With document context the tokens are ``left`` tokens of the sentences before, the sentence,
-    and ``right`` tokens of those after; ``tags`` (gold, or None) cover the sentence alone.
-    ``len()`` counts every token the encoder reads, :attr:`size` the sentence's.
-    """
-
-    tokens: list[str]
-    words: list[int]
-    casing: list[int]
-    tags: list[int] | None
-    features: list[list[int]] | None = None  # per token, one index per extra input column
-    left: int = 0
-    right: int = 0
-
-    def __len__(self) -> int:
-        return len(self.tokens)
-
-    @property
-    def size(self) -> int:
-        """Tokens of the sentence proper (those tagged)."""
-        return len(self.tokens) - self.left - self.right
-
-    def alone(self) -> Encoded:
-        """The sentence without its document context."""
-        if not self.left and not self.right:
-            return self
-        end = len(self.tokens) - self.right
-        return Encoded(self.tokens[self.left:end], self.words[self.left:end], self.casing[self.left:end], self.tags,
-                       None if self.features is None else self.features[self.left:end])
 
 
 def same_document(a: Sentence, b: Sentence) -> bool:
@@ -109,7 +77,7 @@ def in_context(encoded: Sequence[Encoded], sentences: Sequence[Sentence], tokens
         j = i - 1
         while wanted > 0 and j >= 0 and same_document(sentences[j], sentences[i]):
             piece = encoded[j].alone()
-            before.append(_cut(piece, max(0, len(piece) - wanted), len(piece)))
+            before.append(piece.cut(max(0, len(piece) - wanted), len(piece)))
             wanted -= len(piece)
             j -= 1
         after: list[Encoded] = []
@@ -117,7 +85,7 @@ def in_context(encoded: Sequence[Encoded], sentences: Sequence[Sentence], tokens
         j = i + 1
         while wanted > 0 and j < len(encoded) and same_document(sentences[j], sentences[i]):
             piece = encoded[j].alone()
-            after.append(_cut(piece, 0, min(len(piece), wanted)))
+            after.append(piece.cut(0, min(len(piece), wanted)))
             wanted -= len(piece)
             j += 1
         parts = [*reversed(before), item, *after]
@@ -129,11 +97,6 @@ def in_context(encoded: Sequence[Encoded], sentences: Sequence[Sentence], tokens
         out.append(Encoded([t for part in parts for t in part.tokens], [w for part in parts for w in part.words],
                            [c for part in parts for c in part.casing], item.tags, features, left, right))
     return out
-
-
-def _cut(item: Encoded, start: int, end: int) -> Encoded:
-    return Encoded(item.tokens[start:end], item.words[start:end], item.casing[start:end], None,
-                   None if item.features is None else item.features[start:end])
 
 
 #: The keys of a language model's recipe ``model`` section that give its architecture.
@@ -428,8 +391,7 @@ class TaggingTask(Task):
         features = None
         if self.features:
             columns = [self._column(sentence, c) for c in self.recipe.data.feature_columns]
-            features = [[v.stoi.get(value, v.unk_index) for v, value in zip(self.features, values, strict=True)]
-                        for values in zip(*columns, strict=True)]
+            features = feature_indices(columns, self.features)
         return Encoded(sentence.tokens, [index(t) for t in sentence.tokens], [casing(t) for t in sentence.tokens], tags,
                        features)
 
@@ -453,15 +415,8 @@ class TaggingTask(Task):
         if row is None:
             if len(cache) >= 1 << 17:
                 cache.clear()
-            row = cache[form] = self._char_indices(form)
+            row = cache[form] = char_indices(form, self.chars)
         return row
-
-    def _char_indices(self, form: str) -> list[int]:
-        if len(form) > MAX_WORD_CHARS:
-            half = MAX_WORD_CHARS // 2
-            form = form[:half] + form[-half:]
-        stoi, unk = self.chars.stoi, self.chars.unk_index
-        return [stoi.get(c, unk) for c in form] or [unk]  # an empty token still gets one (unknown) character
 
     def encoded(self, examples: Sequence[Sentence]) -> list[Encoded]:  # type: ignore[override]
         """:meth:`encode` of every sentence, with its document context (``model.document_context``);
@@ -537,42 +492,6 @@ class TaggingTask(Task):
 
     # -------------------------------------------------------------- prediction
 
-    @staticmethod
-    def _pieces(encoded: Sequence[Encoded]) -> tuple[list[Encoded], list[list[tuple[int, int, int]]]]:
-        """Cut sentences longer than ``WINDOW`` into overlapping windows, so memory stays bounded.
-
-        Returns the pieces and, per sentence, ``(piece index, keep from, keep to)`` triples:
-        the tokens ``[keep from, keep to)`` of each piece, concatenated, are the sentence.
-        Each kept part has ``CONTEXT`` tokens of context on both sides (except at the ends).
-        A sentence whose document context makes it longer than ``WINDOW`` is read without it.
-        """
-        pieces: list[Encoded] = []
-        plans: list[list[tuple[int, int, int]]] = []
-        core = WINDOW - 2 * CONTEXT
-        for item in encoded:
-            if item.size == 0:  # nothing to tag
-                plans.append([])
-                continue
-            if len(item) <= WINDOW:
-                plans.append([(len(pieces), 0, item.size)])
-                pieces.append(item)
-                continue
-            item = item.alone()  # a long sentence is windowed in its own tokens, without document context
-            n = len(item)
-            if n <= WINDOW:
-                plans.append([(len(pieces), 0, n)])
-                pieces.append(item)
-                continue
-            plan = []
-            for core_start in range(0, n, core):
-                core_end = min(n, core_start + core)
-                start, end = max(0, core_start - CONTEXT), min(n, core_end + CONTEXT)
-                plan.append((len(pieces), core_start - start, core_end - start))
-                pieces.append(Encoded(item.tokens[start:end], item.words[start:end], item.casing[start:end], None,
-                                      None if item.features is None else item.features[start:end]))
-            plans.append(plan)
-        return pieces, plans
-
     def use_onnx(self, path: str | Path | None, threads: int | None = None) -> None:
         """Compute emissions with ONNX Runtime from ``path`` (made by ``seqtag export``) when predicting.
 
@@ -596,7 +515,7 @@ class TaggingTask(Task):
     @torch.inference_mode()
     def _predict_indices(self, encoded: Sequence[Encoded], batch_size: int) -> list[list[int]]:
         self.model.eval()
-        pieces, plans = self._pieces(encoded)
+        pieces, plans = window_pieces(encoded)
         results: list[list[int]] = [[] for _ in pieces]
         for order in length_batches([len(e) for e in pieces], batch_size, max_tokens=PREDICT_TOKENS):
             batch = self.batch([pieces[i] for i in order])
@@ -623,7 +542,7 @@ class TaggingTask(Task):
     @torch.inference_mode()
     def _predict_detailed(self, sentences: Sequence[Sentence], batch_size: int, n_best: int) -> list["Prediction"]:
         self.model.eval()
-        pieces, plans = self._pieces(self._encode_all(sentences, with_tags=False))
+        pieces, plans = window_pieces(self._encode_all(sentences, with_tags=False))
         tagged: list[tuple[list[int], list[float], list[tuple[list[str], float]]]] = [None] * len(pieces)  # type: ignore[list-item]
         for order in length_batches([len(e) for e in pieces], batch_size, max_tokens=PREDICT_TOKENS):
             batch = self.batch([pieces[i] for i in order])
@@ -647,32 +566,15 @@ class TaggingTask(Task):
         return results
 
     def _to_corpus(self, indices: Sequence[int], stitched: bool = False) -> list[str]:
-        itos = self.tags.itos
-        direct = self._corpus_tags()
-        if direct is not None and not stitched:
-            return [direct[i] for i in indices]
-        tags = convert_tags([itos[i] for i in indices], self.train_scheme, self.corpus_scheme)
-        if stitched and self.is_span_task:  # windows may disagree at a seam: re-encode the spans validly
-            tags = tags_from_spans(spans_from_tags(tags, self.corpus_scheme), len(tags), self.corpus_scheme)
-        return tags
+        return corpus_tags(indices, self.tags.itos, self._corpus_tags(), self.train_scheme, self.corpus_scheme, stitched)
 
     def _corpus_tags(self) -> list[str] | None:
         """Each training-scheme tag's corpus-scheme tag, when the conversion is tag by tag: the same
         scheme, or IOBES/BILOU into IOB2 or each other for a constrained CRF, whose sequences are
         always valid (S-/U- begins, E-/L- continues a span). None otherwise (convert per sentence)."""
         if self._direct_tags is _UNKNOWN:
-            source, target = self.train_scheme, self.corpus_scheme
             valid = self.recipe.model.decoder == "crf" and self.recipe.model.crf.constrained
-            renames = {("iobes", "iob2"): {"S": "B", "E": "I"}, ("bilou", "iob2"): {"U": "B", "L": "I"},
-                       ("iobes", "bilou"): {"S": "U", "E": "L"}, ("bilou", "iobes"): {"U": "S", "L": "E"}}
-            direct = None
-            if source == target:
-                direct = list(self.tags.itos)
-            elif valid and (source, target) in renames:
-                rename = renames[(source, target)]
-                direct = [tag if tag == "O" or "-" not in tag else rename.get(tag[0], tag[0]) + tag[1:]
-                          for tag in self.tags.itos]
-            self._direct_tags = direct
+            self._direct_tags = direct_tags(self.tags.itos, self.train_scheme, self.corpus_scheme, valid)
         return self._direct_tags  # type: ignore[return-value]
 
     def predict(self, sentences: Sequence[Sentence], batch_size: int = 256) -> list[list[str]]:
