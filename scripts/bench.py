@@ -10,11 +10,15 @@ memory are clean:
   for each batch size and thread count;
 * prediction throughput: tokens/s tagging the whole test set (pre-tokenised),
   plus model load time, peak RSS and the test F1 of the predictions; with
-  ``--onnx`` also with the network run by ONNX Runtime (``seqtag export``);
+  ``--onnx`` also with the network run by ONNX Runtime (``seqtag export``),
+  through PyTorch (``predict-onnx``) and as ``seqtag predict`` runs an export,
+  without PyTorch (``predict-lite``: :mod:`seqtag.tasks.tagging.lite`);
 * the command line as users run it (``--cli``, on by default): wall time of
   ``seqtag --version`` and of ``seqtag predict MODEL`` on one sentence, and
   ``seqtag predict MODEL test.txt`` end to end (start-up, load, read, tag,
-  write), each with its peak RSS (medians of ``--repeats`` runs).
+  write), each with its peak RSS (medians of ``--repeats`` runs), with
+  ``--runtime torch`` and (with an ONNX export, made for the purpose) again
+  without PyTorch.
 
 The model is the CoNLL-03 recipe's (Ma & Hovy: GloVe 50d, char CNN 30x3,
 BiLSTM 200, CRF). Prediction uses ``--model`` if given (a trained file),
@@ -153,6 +157,36 @@ def worker_predict(args: argparse.Namespace) -> dict:
             "load_seconds": round(load_seconds, 2), "peak_rss_mb": round(peak_rss_mb(), 1)}
 
 
+def worker_predict_lite(args: argparse.Namespace) -> dict:
+    """Prediction as ``seqtag predict`` does it with an ONNX export: no PyTorch in the process."""
+    started = time.perf_counter()
+    from seqtag.data.conll import read_conll
+    from seqtag.tasks.tagging.lite import LiteTagger
+
+    tagger = LiteTagger.open(args.model, args.onnx_file, args.threads)
+    load_seconds = time.perf_counter() - started
+    test = read_conll(Path(args.data) / "test.txt", 0, 3)
+    tagger.predict(test[:300], args.batch_size)  # warm-up
+    tokens = sum(len(s) for s in test)
+    started = time.perf_counter()
+    predicted = tagger.predict(test, args.batch_size)
+    seconds = time.perf_counter() - started
+    raw = [" ".join(s.tokens) for s in test]
+    started = time.perf_counter()
+    raw_tokens = sum(len(tokens) for paragraph in tagger.tag_paragraphs(raw, args.batch_size) for tokens, _ in paragraph)
+    raw_seconds = time.perf_counter() - started
+    peak = peak_rss_mb()
+    torch_free = "torch" not in sys.modules
+    from seqtag.evaluation import span_metrics  # imports torch: after the measurements
+
+    f1 = span_metrics([s.labels for s in test], predicted, tagger.corpus_scheme)["f1"]
+    return {"what": "predict-lite", "f1": f1, "threads": args.threads, "batch": args.batch_size, "sentences": len(test),
+            "tokens": tokens, "seconds": round(seconds, 3), "tok_per_s": round(tokens / seconds, 1),
+            "sent_per_s": round(len(test) / seconds, 1), "raw_tokens": raw_tokens,
+            "raw_tok_per_s": round(raw_tokens / raw_seconds, 1), "load_seconds": round(load_seconds, 2),
+            "peak_rss_mb": round(peak, 1), "torch_free": torch_free}
+
+
 def spawn(args: argparse.Namespace, extra: list[str]) -> dict:
     command = [sys.executable, __file__, "--data", args.data, *extra]
     for item in args.set or []:
@@ -184,15 +218,18 @@ def spawn_flair(arguments: list[str], threads: int) -> dict:
     return measured[-1]
 
 
-def versus_flair(args: argparse.Namespace, threads: list[int], batch_sizes: list[int], model: str, folder: Path) -> list[dict]:
-    """Alternate seqtag and flair runs of the same measurement; medians and ratios."""
+def versus_flair(args: argparse.Namespace, threads: list[int], batch_sizes: list[int], model: str, folder: Path,
+                 exported: Path | None = None) -> list[dict]:
+    """Alternate seqtag and flair runs of the same measurement; medians and ratios. With ``exported`` (an
+    ONNX export of ``model``), prediction is also measured as ``seqtag predict`` runs it with the export
+    (ONNX Runtime, no PyTorch: the ``predict-lite`` row), in the same alternation."""
     rows = []
     flair_model = folder / "flair.pt"
     spawn_flair(["train", "--batch", "10", "--n-sent", "100", "--warmup", "10", "--save", str(flair_model)], max(threads))
     for t in threads:
         plans = [("train", b) for b in batch_sizes] + [("predict", args.predict_batch_size)]
         for what, batch in plans:
-            ours, theirs = [], []
+            ours, theirs, lite = [], [], []
             for _ in range(args.repeats):
                 if what == "train":
                     ours.append(spawn(args, ["--worker", "train", "--threads", str(t), "--batch-size", str(batch),
@@ -203,13 +240,19 @@ def versus_flair(args: argparse.Namespace, threads: list[int], batch_sizes: list
                     ours.append(spawn(args, ["--worker", "predict", "--threads", str(t), "--model", model,
                                              "--batch-size", str(batch)])["tok_per_s"])
                     theirs.append(spawn_flair(["infer", "--model", str(flair_model), "--batches", str(batch)], t)["tok_per_s"])
+                    if exported is not None:
+                        lite.append(spawn(args, ["--worker", "predict-lite", "--threads", str(t), "--model", model,
+                                                 "--batch-size", str(batch), "--onnx-file", str(exported)])["tok_per_s"])
             unit = "sent/s" if what == "train" else "tokens/s"
-            row = {"what": what, "threads": t, "batch": batch, "unit": unit, "seqtag": ours, "flair": theirs,
-                   "seqtag_median": statistics.median(ours), "flair_median": statistics.median(theirs)}
-            row["ratio"] = row["seqtag_median"] / row["flair_median"]
-            rows.append(row)
-            print(f"vs flair {what:<8} threads={t} batch={batch:<4} seqtag {row['seqtag_median']:>9.1f}  flair "
-                  f"{row['flair_median']:>9.1f} {unit}  ratio {row['ratio']:.2f}", file=sys.stderr)
+            for name, figures in ((what, ours), ("predict-lite", lite)):
+                if not figures:
+                    continue
+                row = {"what": name, "threads": t, "batch": batch, "unit": unit, "seqtag": figures, "flair": theirs,
+                       "seqtag_median": statistics.median(figures), "flair_median": statistics.median(theirs)}
+                row["ratio"] = row["seqtag_median"] / row["flair_median"]
+                rows.append(row)
+                print(f"vs flair {name:<12} threads={t} batch={batch:<4} seqtag {row['seqtag_median']:>9.1f}  flair "
+                      f"{row['flair_median']:>9.1f} {unit}  ratio {row['ratio']:.2f}", file=sys.stderr)
     return rows
 
 
@@ -251,14 +294,16 @@ def command_line_figures(args: argparse.Namespace, model: str, threads: int, fol
     seqtag = _command_line()
     plans = [("--version", [*seqtag, "--version"], 0),
              ("predict one", [*seqtag, "predict", model, str(one), "--format", "tokens", "--threads", str(threads),
-                              "-o", str(folder / "one.out")], 0),
-             ("predict test", [*seqtag, "predict", model, str(test), "--threads", str(threads),
+                              "--runtime", "torch", "-o", str(folder / "one.out")], 0),
+             ("predict test", [*seqtag, "predict", model, str(test), "--threads", str(threads), "--runtime", "torch",
                                "-o", str(folder / "test.out")], tokens)]
     exported = _cli_onnx_export(model, folder)
-    if exported is not None:  # the same sentence with the model's ONNX export: tagged without PyTorch
-        plans.insert(2, ("predict one onnx", [*seqtag, "predict", model, str(one), "--format", "tokens", "--threads",
-                                              str(threads), "--runtime", "onnx", "--onnx", str(exported), "-o",
-                                              str(folder / "one-onnx.out")], 0))
+    if exported is not None:  # the same inputs with the model's ONNX export: tagged without PyTorch
+        plans += [("predict one onnx", [*seqtag, "predict", model, str(one), "--format", "tokens", "--threads",
+                                        str(threads), "--runtime", "onnx", "--onnx", str(exported), "-o",
+                                        str(folder / "one-onnx.out")], 0),
+                  ("predict test onnx", [*seqtag, "predict", model, str(test), "--threads", str(threads), "--runtime",
+                                         "onnx", "--onnx", str(exported), "-o", str(folder / "test-onnx.out")], tokens)]
     rows = []
     for what, command, count in plans:
         runs = [_run_measured(command, threads) for _ in range(args.repeats)]
@@ -266,7 +311,7 @@ def command_line_figures(args: argparse.Namespace, model: str, threads: int, fol
         rows.append({"what": what, "threads": threads, "seconds": round(seconds, 3),
                      "peak_rss_mb": round(statistics.median(r[1] for r in runs), 1),
                      "tok_per_s": round(count / seconds, 1) if count else None, "runs": [list(r) for r in runs]})
-        print(f"cli {what:<13} threads={threads} {seconds:6.2f} s  peak RSS {rows[-1]['peak_rss_mb']:.0f} MB",
+        print(f"cli {what:<17} threads={threads} {seconds:6.2f} s  peak RSS {rows[-1]['peak_rss_mb']:.0f} MB",
               file=sys.stderr)
     return rows
 
@@ -307,13 +352,14 @@ def main() -> None:
     parser.add_argument("--onnx", action="store_true",
                         help="also measure prediction with ONNX Runtime (exports the model; needs seqtag[onnx])")
     parser.add_argument("--onnx-file", help=argparse.SUPPRESS)
-    parser.add_argument("--worker", choices=("train", "predict"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=("train", "predict", "predict-lite"), help=argparse.SUPPRESS)
     parser.add_argument("--batch-size", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.worker:
         args.threads = int(args.threads)
-        result = worker_train(args) if args.worker == "train" else worker_predict(args)
+        workers = {"train": worker_train, "predict": worker_predict, "predict-lite": worker_predict_lite}
+        result = workers[args.worker](args)
         print("RESULT " + json.dumps(result), flush=True)
         return
 
@@ -331,50 +377,56 @@ def main() -> None:
                     results.append(spawn(args, ["--worker", "train", "--threads", str(t), "--batch-size", str(b),
                                                 "--train-sentences", str(args.train_sentences), "--warmup", str(args.warmup)]))
                     print(f"train   threads={t} batch={b:<4} {results[-1]['sent_per_s']:>8.1f} sentences/s", file=sys.stderr)
-        if not args.skip_predict:
-            runtimes = [[]]
-            if args.onnx:
-                import seqtag
-                from seqtag.tasks.tagging.onnx import export_onnx
+        exported = None
+        if args.onnx and model:
+            import seqtag
+            from seqtag.tasks.tagging.onnx import export_onnx
 
-                exported = export_onnx(seqtag.load(model).task, Path(folder) / "model.onnx")
-                runtimes.append(["--onnx-file", str(exported)])
+            exported = export_onnx(seqtag.load(model).task, Path(folder) / "model.onnx")
+        if not args.skip_predict:
+            # PyTorch, ONNX Runtime through PyTorch, ONNX Runtime without PyTorch (seqtag predict's path)
+            runtimes = [["predict"]]
+            if exported is not None:
+                runtimes += [["predict", "--onnx-file", str(exported)], ["predict-lite", "--onnx-file", str(exported)]]
             for t in threads:
-                for runtime in runtimes:  # PyTorch, then ONNX Runtime, one after the other
-                    results.append(spawn(args, ["--worker", "predict", "--threads", str(t), "--model", model,
+                for worker, *runtime in runtimes:  # one after the other
+                    results.append(spawn(args, ["--worker", worker, "--threads", str(t), "--model", model,
                                                 "--batch-size", str(args.predict_batch_size), *runtime]))
                     print(f"{results[-1]['what']} threads={t} batch={args.predict_batch_size:<4} "
                           f"{results[-1]['tok_per_s']:>8.0f} tokens/s", file=sys.stderr)
         if not args.skip_cli:
             cli = command_line_figures(args, model, max(threads), Path(folder))
         if args.vs_flair:
-            versus = versus_flair(args, threads, batch_sizes, model, Path(folder))
+            versus = versus_flair(args, threads, batch_sizes, model, Path(folder), exported)
     print(f"\nseqtag {_version()} | torch {_torch_version()} | {os.cpu_count()} CPUs | CoNLL-03 ({args.data})")
     print(f"{'measure':<13}{'threads':>8}{'batch':>7}{'sent/s':>10}{'tokens/s':>11}{'load s':>8}{'peak RSS MB':>13}")
     for r in results:
         load = f"{r['load_seconds']:.2f}" if "load_seconds" in r else "-"
         print(f"{r['what']:<13}{r['threads']:>8}{r['batch']:>7}{r['sent_per_s']:>10.1f}{r['tok_per_s']:>11.0f}{load:>8}{r['peak_rss_mb']:>13.0f}")
     for r in results:
-        if r["what"].startswith("predict"):
+        if r["what"] in ("predict", "predict-onnx"):
             runtime = "ONNX Runtime" if r["what"] == "predict-onnx" else "PyTorch"
             print(f"API ({runtime}), {r['threads']} thread(s): pre-tokenised tag_batch {r['api_tok_per_s']:.0f} tokens/s, "
                   f"raw text pipe {r['raw_tok_per_s']:.0f} tokens/s ({100 * r['raw_vs_api']:.0f}%); test F1 {r['f1']:.2f}")
+        elif r["what"] == "predict-lite":
+            print(f"ONNX Runtime without PyTorch (seqtag predict), {r['threads']} thread(s): raw text "
+                  f"{r['raw_tok_per_s']:.0f} tokens/s; test F1 {r['f1']:.2f}; torch imported: {not r['torch_free']}")
     torch_rows = {r["threads"]: r for r in results if r["what"] == "predict"}
     for r in results:
-        if r["what"] == "predict-onnx" and r["threads"] in torch_rows:
+        if r["what"] in ("predict-onnx", "predict-lite") and r["threads"] in torch_rows:
             base = torch_rows[r["threads"]]
-            print(f"ONNX Runtime / PyTorch, {r['threads']} thread(s): {r['tok_per_s'] / base['tok_per_s']:.2f}x tokens/s, "
+            print(f"{r['what']} / PyTorch, {r['threads']} thread(s): {r['tok_per_s'] / base['tok_per_s']:.2f}x tokens/s, "
                   f"test F1 {r['f1']:.2f} vs {base['f1']:.2f}")
     if cli:
         print(f"\ncommand line ({cli[0]['threads']} threads, medians of {args.repeats} runs)")
         for r in cli:
             rate = f"{r['tok_per_s']:>9.0f} tokens/s" if r["tok_per_s"] else ""
-            print(f"seqtag {r['what']:<14}{r['seconds']:>7.2f} s  peak RSS {r['peak_rss_mb']:>5.0f} MB  {rate}")
+            print(f"seqtag {r['what']:<18}{r['seconds']:>7.2f} s  peak RSS {r['peak_rss_mb']:>5.0f} MB  {rate}")
     if versus:
         print(f"\nside by side with flair (medians of {args.repeats} alternating runs)")
-        print(f"{'measure':<10}{'threads':>8}{'batch':>7}{'seqtag':>11}{'flair':>11}  {'unit':<9}{'ratio':>6}")
+        print(f"{'measure':<14}{'threads':>8}{'batch':>7}{'seqtag':>11}{'flair':>11}  {'unit':<9}{'ratio':>6}")
         for r in versus:
-            print(f"{r['what']:<10}{r['threads']:>8}{r['batch']:>7}{r['seqtag_median']:>11.1f}{r['flair_median']:>11.1f}  {r['unit']:<9}{r['ratio']:>6.2f}")
+            print(f"{r['what']:<14}{r['threads']:>8}{r['batch']:>7}{r['seqtag_median']:>11.1f}{r['flair_median']:>11.1f}  {r['unit']:<9}{r['ratio']:>6.2f}")
     Path(args.json).write_text(json.dumps({"results": results, "cli": cli, "vs_flair": versus, "version": _version()}, indent=2) + "\n")
     print(f"\nwrote {args.json}")
 

@@ -452,7 +452,9 @@ class LiteTagger:
             best = self._decode(emissions, lengths, exact_softmax).tolist()
             for row, i in enumerate(order):
                 results[i] = best[row][: len(pieces[i])]
-        return [[tag for piece, keep_from, keep_to in plan for tag in results[piece][keep_from:keep_to]] for plan in plans]
+        return [results[plan[0][0]][plan[0][1]:plan[0][2]] if len(plan) == 1  # a sentence in one piece: no per-tag loop
+                else [tag for piece, keep_from, keep_to in plan for tag in results[piece][keep_from:keep_to]]
+                for plan in plans]
 
     def _decode(self, emissions: np.ndarray, lengths: np.ndarray, exact_softmax: bool) -> np.ndarray:
         """Best tags ``(B, T)`` of emissions ``(B, T, K)``: Viterbi with a CRF, else the argmax."""
